@@ -1,0 +1,387 @@
+"""Experiment configuration: YAML files into nested frozen dataclasses.
+
+The key names are the ones of the paper's released configs (``voxel_size``, ``proj_d_bins``,
+``spatio_coeff``, ...), so its users can bring their YAML files as they are. A few keys go beyond the
+paper; each says so in its comment.
+
+    cfg = load_config("training/configs/ddad/ddad_surround_fusion.yaml",
+                      overrides=["training.learning_rate=2e-4"])
+    cfg.model.voxel_size        # (100, 100, 20)
+    save_config(cfg, run_dir / "config.yaml")
+
+Unknown keys, wrong types and unreadable files raise :class:`ConfigError`, whose one-line message
+names the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Optional, Tuple
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config file or override; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class DDPConfig:
+    ddp_enable: bool = False
+    world_size: int = 1
+    gpus: Tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_layers: int = 18
+    weights_init: bool = True
+    # Beyond the paper: a local ImageNet ResNet weights file; without it weights_init means random init
+    # (with a warning), because nothing can be downloaded at run time.
+    weights_path: Optional[str] = None
+    depth_model: str = "fusion"  # 'fusion' (VFDepth) or 'fsm' (per-camera baseline)
+    pose_model: str = "fusion"
+    fusion_level: int = 2
+    fusion_feat_in_dim: int = 256
+    use_skips: bool = False
+    voxel_unit_size: Tuple[float, float, float] = (1.0, 1.0, 1.5)
+    voxel_size: Tuple[int, int, int] = (100, 100, 20)
+    voxel_str_p: Tuple[float, float, float] = (-50.0, -50.0, -15.0)
+    voxel_pre_dim: Tuple[int, ...] = (64,)
+    proj_d_bins: int = 50
+    proj_d_str: float = 2.0
+    proj_d_end: float = 50.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    data_path: str = "./input_data/DDAD/ddad_train_val/ddad.json"
+    log_dir: str = "./results/"
+    dataset: str = "ddad"  # 'ddad', 'nuscenes' or 'synthetic'
+    back_context: int = 1
+    forward_context: int = 1
+    depth_type: str = "lidar"
+    cameras: Tuple[str, ...] = ("camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09")
+    train_requirements: Tuple[str, ...] = ("gt_pose", "mask")
+    val_requirements: Tuple[str, ...] = ("gt_pose", "gt_depth", "mask")
+    # Beyond the paper: dataset facts that the paper hard-codes.
+    # Neighbour cameras per camera (indices into `cameras`) for the spatial losses; empty = the
+    # paper's six-camera ring (front, front-left, front-right, back-left, back-right, back).
+    neighbors: Tuple[Tuple[int, ...], ...] = ()
+    mask_path: Optional[str] = None  # folder of self-occlusion mask PNGs (the paper's ddad_mask layout)
+    version: str = "v1.0-trainval"  # nuScenes table version
+    train_split: Optional[str] = None  # text file of scene names/indices; None = dataset default
+    val_split: Optional[str] = None
+    gt_cache: Optional[str] = None  # where projected LIDAR depth is cached; None = next to the data
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    height: int = 384
+    width: int = 640
+    scales: Tuple[int, ...] = (0,)
+    frame_ids: Tuple[int, ...] = (0, -1, 1)
+    batch_size: int = 2
+    num_workers: int = 8
+    learning_rate: float = 1e-4
+    num_epochs: int = 20
+    scheduler_step_size: int = 15
+    min_depth: float = 1.5
+    max_depth: float = 200.0
+    spatio: bool = True
+    spatio_temporal: bool = True
+    intensity_align: bool = True
+    focal_length_scale: float = 300.0
+    aug_depth: bool = False
+    aug_angle: Tuple[float, float, float] = (15.0, 15.0, 40.0)  # roll, pitch, yaw in DEGREES
+    # Beyond the paper:
+    color_jitter: Tuple[float, float, float, float] = (0.2, 0.2, 0.2, 0.05)
+    seed: int = 0
+    max_steps: Optional[int] = None  # stop after this many optimizer steps (benchmarks, smoke runs)
+    max_minutes: Optional[float] = None  # stop after this much wall time, saving a checkpoint
+    amp: str = "none"  # 'none', 'bf16' or 'fp16' autocast
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    disparity_smoothness: float = 0.001
+    spatio_coeff: float = 0.03
+    spatio_tempo_coeff: float = 0.1
+    pose_loss_coeff: float = 0.0
+    depth_con_coeff: float = 0.03
+    depth_sm_coeff: float = 0.05
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    eval_batch_size: int = 1
+    eval_num_workers: int = 4
+    eval_min_depth: float = 0.0
+    eval_max_depth: float = 200.0
+    eval_visualize: bool = False
+    syn_visualize: bool = False
+    syn_idx: int = 0
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    pretrain: bool = False
+    weights: str = "weights_19"
+    models_to_load: Tuple[str, ...] = ("depth_net", "pose_net")
+    load_weights_dir: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    early_phase: int = 5000
+    log_frequency: int = 1000
+    late_log_frequency: int = 5000
+    save_frequency: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    ddp: DDPConfig = field(default_factory=DDPConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # The config's name (file stem): results go to <log_dir>/<name>/. Not a YAML key.
+    name: str = "default"
+
+
+# --------------------------------------------------------------------------------------------------
+# Coercion of YAML values into the annotated field types.
+
+
+def _parse_paren_list(value: str) -> list:
+    """The paper writes some lists as '(gt_pose, mask)'; read them as lists of strings."""
+    inner = value.strip()[1:-1]
+    return [v.strip().strip("'\"") for v in inner.split(",") if v.strip()]
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(value, non_none[0], where)
+    if origin in (tuple, Tuple):
+        if isinstance(value, str) and value.strip().startswith("("):
+            value = _parse_paren_list(value)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {list(value)!r}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known or key == "name":
+            raise ConfigError(
+                f"{where}: unknown key '{key}' (known keys: {', '.join(k for k in known if k != 'name')})"
+            )
+        tp = hints[key]
+        if is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{where}.{key}" if where else key)
+        else:
+            kwargs[key] = _coerce(value, tp, f"{where} key '{key}'")
+    return cls(**kwargs)
+
+
+def _set_path(tree: dict, dotted: str, raw_value: str, source: str) -> None:
+    parts = dotted.split(".")
+    if len(parts) != 2:
+        raise ConfigError(f"{source}: override '{dotted}' must be <section>.<key>, e.g. training.learning_rate")
+    section, key = parts
+    tree.setdefault(section, {})
+    if tree[section] is None:
+        tree[section] = {}
+    tree[section][key] = yaml.safe_load(raw_value) if raw_value != "" else ""
+
+
+def config_from_dict(tree: dict, source: str = "<dict>", name: str = "default") -> Config:
+    """Build a Config from a nested dict as read from YAML; errors name `source`."""
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    cfg = _build(Config, tree, source)
+    cfg = replace(cfg, name=name)
+    validate(cfg, source)
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Read a YAML config (or the defaults when `path` is None) and apply `section.key=value` overrides."""
+    tree: dict = {}
+    source = "<defaults>"
+    name = "default"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        name = p.stem
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p} (pass an existing YAML file to --config_file)")
+        try:
+            tree = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{p}: broken YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override '{ov}' must look like section.key=value")
+        key, val = ov.split("=", 1)
+        _set_path(tree, key.strip(), val.strip(), source)
+    return config_from_dict(tree, source, name)
+
+
+def validate(cfg: Config, source: str = "<config>") -> None:
+    """Cross-field checks that a single type cannot express."""
+    m, t = cfg.model, cfg.training
+    if any(v <= 0 for v in m.voxel_size):
+        raise ConfigError(f"{source}: model.voxel_size must be positive, got {m.voxel_size}")
+    if any(v <= 0 for v in m.voxel_unit_size):
+        raise ConfigError(f"{source}: model.voxel_unit_size must be positive, got {m.voxel_unit_size}")
+    if not 0 < m.proj_d_str < m.proj_d_end:
+        raise ConfigError(f"{source}: need 0 < model.proj_d_str < model.proj_d_end")
+    if m.proj_d_bins < 1:
+        raise ConfigError(f"{source}: model.proj_d_bins must be >= 1")
+    if t.height % 32 or t.width % 32:
+        raise ConfigError(
+            f"{source}: training.height/width must be multiples of 32 (ResNet strides), got {t.height}x{t.width}"
+        )
+    if not 0 < t.min_depth < t.max_depth:
+        raise ConfigError(f"{source}: need 0 < training.min_depth < training.max_depth")
+    if t.amp not in ("none", "bf16", "fp16"):
+        raise ConfigError(f"{source}: training.amp must be none, bf16 or fp16, got {t.amp!r}")
+    if m.depth_model not in ("fusion", "fsm") or m.pose_model not in ("fusion", "fsm"):
+        raise ConfigError(f"{source}: model.depth_model/pose_model must be 'fusion' or 'fsm'")
+    if cfg.data.dataset not in ("ddad", "nuscenes", "synthetic"):
+        raise ConfigError(f"{source}: data.dataset must be ddad, nuscenes or synthetic, got {cfg.data.dataset!r}")
+    if len(cfg.data.cameras) < 1:
+        raise ConfigError(f"{source}: data.cameras must name at least one camera")
+    if cfg.data.neighbors and len(cfg.data.neighbors) != len(cfg.data.cameras):
+        raise ConfigError(f"{source}: data.neighbors needs one entry per camera ({len(cfg.data.cameras)})")
+    for nb in cfg.data.neighbors:
+        if any(not 0 <= i < len(cfg.data.cameras) for i in nb):
+            raise ConfigError(f"{source}: data.neighbors index out of range: {nb}")
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """Plain nested dict (lists instead of tuples) of a Config, for YAML and checkpoints."""
+
+    def conv(v: Any) -> Any:
+        if is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in fields(v) if f.name != "name"}
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (readable back by load_config)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    return p
+
+
+def with_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
+    """Apply `section.key=value` overrides to an existing Config."""
+    tree = config_to_dict(cfg)
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override '{ov}' must look like section.key=value")
+        key, val = ov.split("=", 1)
+        _set_path(tree, key.strip(), val.strip(), "<override>")
+    return config_from_dict(tree, "<override>", cfg.name)
+
+
+PAPER_NEIGHBORS: Tuple[Tuple[int, int], ...] = ((1, 2), (0, 3), (0, 4), (1, 5), (2, 5), (3, 4))
+"""The paper's ring for cameras ordered front, front-left, front-right, back-left, back-right, back."""
+
+
+def camera_neighbors(data: DataConfig) -> Tuple[Tuple[int, ...], ...]:
+    """Neighbour camera indices for the spatial losses: the configured ones, else the paper's ring."""
+    if data.neighbors:
+        return data.neighbors
+    n = len(data.cameras)
+    if n == 6:
+        return PAPER_NEIGHBORS
+    # Any other count: a ring in the listed order.
+    return tuple(((i - 1) % n, (i + 1) % n) for i in range(n)) if n > 1 else ((),)
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DDPConfig",
+    "DataConfig",
+    "EvalConfig",
+    "LoadConfig",
+    "LoggingConfig",
+    "LossConfig",
+    "ModelConfig",
+    "TrainingConfig",
+    "camera_neighbors",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "save_config",
+    "with_overrides",
+    "PAPER_NEIGHBORS",
+]
+_ = dataclasses  # keep the module import for type introspection helpers

@@ -1,0 +1,332 @@
+"""Depth and odometry metrics: the paper's depth evaluation protocol and trajectory errors.
+
+Depth protocol (VFDepth / DDAD / nuScenes)
+-----------------------------------------
+* Ground truth is given at network resolution (the dataset projects LIDAR at height x width).
+* Valid pixel: ``min_depth < gt <= max_depth`` and inside the self-occlusion mask.
+* "metric": the prediction as it is. "median": the prediction multiplied by one ratio per camera and
+  sample, ``median(gt) / median(pred)`` over that camera's valid pixels.
+* After scaling the prediction is clamped to ``[max(min_depth, 1e-3), max_depth]`` (the lower bound
+  keeps ``log`` finite when ``min_depth`` is 0).
+* Seven errors per camera and sample; a dataset score is the mean over samples per camera, and the
+  "mean" row is the mean of the per-camera scores.
+
+Everything is computed in float64 on the input's device. Depth maps follow the project's shapes:
+``(B, N, 1, H, W)`` metres, masks ``(B, N, 1, H, W)`` with 1 = valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "d1", "d2", "d3")
+"""Metric names in the order of the paper's table."""
+
+SCALINGS = ("metric", "median")
+
+_LOG_FLOOR_M = 1e-3
+
+
+def _as_tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+
+
+def depth_errors(gt: Tensor, pred: Tensor) -> Tensor:
+    """The seven errors (DEPTH_METRICS order) between 1-D arrays of valid gt and pred depths (m), float64."""
+    gt = _as_tensor(gt).double().reshape(-1)
+    pred = _as_tensor(pred).double().reshape(-1)
+    if gt.numel() == 0:
+        return torch.full((len(DEPTH_METRICS),), float("nan"), dtype=torch.float64, device=gt.device)
+    thresh = torch.maximum(gt / pred, pred / gt)
+    d1 = (thresh < 1.25).double().mean()
+    d2 = (thresh < 1.25**2).double().mean()
+    d3 = (thresh < 1.25**3).double().mean()
+    diff = gt - pred
+    abs_rel = (diff.abs() / gt).mean()
+    sq_rel = (diff**2 / gt).mean()
+    rmse = torch.sqrt((diff**2).mean())
+    rmse_log = torch.sqrt(((torch.log(gt) - torch.log(pred)) ** 2).mean())
+    return torch.stack([abs_rel, sq_rel, rmse, rmse_log, d1, d2, d3])
+
+
+def valid_depth_mask(gt: Tensor, mask: Optional[Tensor] = None, min_depth: float = 0.0,
+                     max_depth: float = 200.0) -> Tensor:
+    """Boolean mask of evaluable pixels: ``min_depth < gt <= max_depth`` and ``mask > 0.5`` (any shape)."""
+    valid = (gt > min_depth) & (gt <= max_depth)
+    if mask is not None:
+        valid = valid & (mask > 0.5)
+    return valid
+
+
+def median_ratio(gt: Tensor, pred: Tensor) -> Tensor:
+    """Median-scaling factor ``median(gt) / median(pred)`` of two 1-D arrays of valid depths."""
+    gt = _as_tensor(gt).double().reshape(-1)
+    pred = _as_tensor(pred).double().reshape(-1)
+    if gt.numel() == 0:
+        return torch.tensor(float("nan"), dtype=torch.float64, device=gt.device)
+    # torch.median returns the lower of the two middle values; use the average like numpy.
+    return _true_median(gt) / _true_median(pred)
+
+
+def _true_median(x: Tensor) -> Tensor:
+    return torch.quantile(x, 0.5) if x.numel() < 16_000_000 else torch.median(x)
+
+
+def evaluate_depth(pred: Tensor, gt: Tensor, mask: Optional[Tensor] = None, min_depth: float = 0.0,
+                   max_depth: float = 200.0, scaling: str = "metric") -> tuple[Tensor, Tensor]:
+    """Per-sample, per-camera errors of a batch.
+
+    pred, gt: ``(B, N, 1, H, W)`` metres (gt 0 = no measurement); mask: the same shape, 1 = valid.
+    Returns ``errors (B, N, 7)`` float64 (NaN rows where a camera has no valid pixel) and the
+    ``ratios (B, N)`` applied to the prediction (1 for "metric").
+    """
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+    pred = _as_tensor(pred)
+    gt = _as_tensor(gt)
+    if pred.dim() != 5 or pred.shape[2] != 1:
+        raise ValueError(f"pred must have shape (B, N, 1, H, W), got {tuple(pred.shape)}")
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt must have the shape of pred {tuple(pred.shape)}, got {tuple(gt.shape)}")
+    if mask is not None:
+        mask = _as_tensor(mask)
+        if mask.shape != pred.shape:
+            raise ValueError(f"mask must have the shape of pred {tuple(pred.shape)}, got {tuple(mask.shape)}")
+    B, N = pred.shape[:2]
+    valid = valid_depth_mask(gt, mask, min_depth, max_depth)
+    errors = torch.full((B, N, len(DEPTH_METRICS)), float("nan"), dtype=torch.float64, device=pred.device)
+    ratios = torch.ones((B, N), dtype=torch.float64, device=pred.device)
+    lo = max(min_depth, _LOG_FLOOR_M)
+    for b in range(B):
+        for n in range(N):
+            v = valid[b, n]
+            g = gt[b, n][v].double()
+            if g.numel() == 0:
+                ratios[b, n] = float("nan")
+                continue
+            p = pred[b, n][v].double()
+            if scaling == "median":
+                r = median_ratio(g, p)
+                ratios[b, n] = r
+                p = p * r
+            p = p.clamp(lo, max_depth)
+            errors[b, n] = depth_errors(g, p)
+    return errors, ratios
+
+
+class DepthMetricAccumulator:
+    """Aggregates per-camera depth errors over a dataset, for both scalings (mean over samples per camera)."""
+
+    def __init__(self, camera_names: Sequence[str], min_depth: float = 0.0, max_depth: float = 200.0,
+                 scalings: Iterable[str] = SCALINGS):
+        self.camera_names = tuple(camera_names)
+        self.min_depth = float(min_depth)
+        self.max_depth = float(max_depth)
+        self.scalings = tuple(scalings)
+        n = len(self.camera_names)
+        self._sum = {s: np.zeros((n, len(DEPTH_METRICS))) for s in self.scalings}
+        self._count = np.zeros(n, dtype=np.int64)
+        self._ratios: List[np.ndarray] = []
+        self.num_samples = 0
+
+    def update(self, pred: Tensor, gt: Tensor, mask: Optional[Tensor] = None) -> Dict[str, np.ndarray]:
+        """Add a batch ``(B, N, 1, H, W)``; returns this batch's per-sample errors ``{scaling: (B, N, 7)}``."""
+        if pred.shape[1] != len(self.camera_names):
+            raise ValueError(f"pred has {pred.shape[1]} cameras, the accumulator {len(self.camera_names)}")
+        out = {}
+        counted = None
+        for s in self.scalings:
+            err, ratios = evaluate_depth(pred, gt, mask, self.min_depth, self.max_depth, s)
+            err = err.cpu().numpy()
+            ok = ~np.isnan(err[..., 0])  # (B, N)
+            self._sum[s] += np.where(ok[..., None], err, 0.0).sum(axis=0)
+            counted = ok
+            if s == "median":
+                self._ratios.append(ratios.cpu().numpy())
+            out[s] = err
+        if counted is not None:
+            self._count += counted.sum(axis=0)
+        self.num_samples += pred.shape[0]
+        return out
+
+    def result(self) -> dict:
+        """``{scaling: {"per_camera": {cam: {metric: v}}, "mean": {metric: v}}, "samples": n, ...}``."""
+        res: dict = {"samples": int(self.num_samples),
+                     "valid_samples_per_camera": {c: int(k) for c, k in zip(self.camera_names, self._count)}}
+        for s in self.scalings:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_cam = self._sum[s] / self._count[:, None]
+            have = self._count > 0
+            mean = per_cam[have].mean(axis=0) if have.any() else np.full(len(DEPTH_METRICS), np.nan)
+            res[s] = {
+                "per_camera": {c: _row(per_cam[i]) for i, c in enumerate(self.camera_names)},
+                "mean": _row(mean),
+            }
+        if self._ratios:
+            r = np.concatenate(self._ratios, axis=0)
+            res["median_ratio"] = {
+                "per_camera": {c: _nan_to_none(float(np.nanmean(r[:, i]))) if np.isfinite(r[:, i]).any() else None
+                               for i, c in enumerate(self.camera_names)},
+                "mean": _nan_to_none(float(np.nanmean(r))) if np.isfinite(r).any() else None,
+                "std": _nan_to_none(float(np.nanstd(r))) if np.isfinite(r).any() else None,
+            }
+        return res
+
+
+def _nan_to_none(v: float) -> Optional[float]:
+    return None if v is None or not math.isfinite(v) else v
+
+
+def _row(values: np.ndarray) -> Dict[str, Optional[float]]:
+    return {k: _nan_to_none(float(v)) for k, v in zip(DEPTH_METRICS, values)}
+
+
+def format_depth_table(result: dict, scaling: str) -> str:
+    """The paper's table for one scaling: one row per camera and a mean row."""
+    block = result[scaling]
+    head = f"{scaling:>12s} | " + " ".join(f"{m:>8s}" for m in DEPTH_METRICS)
+    lines = [head, "-" * len(head)]
+    rows = list(block["per_camera"].items()) + [("mean", block["mean"])]
+    for name, row in rows:
+        cells = " ".join("     n/a" if row[m] is None else f"{row[m]:8.3f}" for m in DEPTH_METRICS)
+        lines.append(f"{name:>12s} | {cells}")
+    return "\n".join(lines)
+
+
+def constant_depth_baseline(gt_values: np.ndarray) -> dict:
+    """Errors of the best constant predictors on the same valid pixels (1-D gt, metres).
+
+    Returns ``{"abs_rel": {...}, "median": {...}}``: the constant minimising abs_rel (a weighted median
+    with weights 1/gt) and the plain median of gt, each with its value and all seven errors.
+    """
+    g = np.asarray(gt_values, dtype=np.float64).reshape(-1)
+    if g.size == 0:
+        raise ValueError("constant_depth_baseline needs at least one valid depth")
+    order = np.argsort(g)
+    gs = g[order]
+    w = 1.0 / gs
+    cw = np.cumsum(w)
+    c_absrel = float(gs[np.searchsorted(cw, 0.5 * cw[-1])])
+    c_med = float(np.median(g))
+    out = {}
+    for name, c in (("abs_rel_optimal", c_absrel), ("median", c_med)):
+        e = depth_errors(torch.from_numpy(g), torch.full((g.size,), c, dtype=torch.float64)).numpy()
+        out[name] = {"value_m": c, **_row(e)}
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Odometry
+
+
+def _umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """Rotation R, translation t, scale s minimising ||dst - (s R src + t)||^2 for (P, 3) point sets."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    cov = xd.T @ xs / src.shape[0]
+    U, D, Vt = np.linalg.svd(cov)
+    S = np.eye(3)
+    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
+        S[2, 2] = -1
+    R = U @ S @ Vt
+    if with_scale:
+        var_s = (xs**2).sum() / src.shape[0]
+        s = float(np.trace(np.diag(D) @ S) / var_s) if var_s > 0 else 1.0
+    else:
+        s = 1.0
+    t = mu_d - s * R @ mu_s
+    return R, t, s
+
+
+def _rot_angle_deg(R: np.ndarray) -> float:
+    c = (np.trace(R) - 1.0) / 2.0
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def trajectory_errors(T_est_list: Sequence, T_gt_list: Sequence, align: str = "se3") -> dict:
+    """Odometry errors of an estimated trajectory against ground truth.
+
+    T_est_list, T_gt_list: equally long sequences of 4x4 poses ``T_world_ego`` (numpy or torch), the
+    estimate in its own world frame (e.g. the first frame = identity).
+    align: "se3" (rigid, default), "sim3" (rigid + scale, for up-to-scale odometry) or "none".
+
+    Returns a dict (metres, degrees): ``ate_rmse_m``, ``ate_mean_m``, ``ate_max_m`` (position error after
+    alignment), ``align_scale``, ``rpe_trans_m`` / ``rpe_rot_deg`` (mean error of consecutive relative
+    motions), ``rel_trans_err_pct`` (sum of relative translation errors / GT path length x 100),
+    ``rel_rot_err_deg_per_m`` (sum of relative rotation errors / path length), ``path_length_m``,
+    ``num_poses``.
+    """
+    if align not in ("se3", "sim3", "none"):
+        raise ValueError(f"align must be se3, sim3 or none, got {align!r}")
+    est = np.stack([np.asarray(_as_np(T), dtype=np.float64) for T in T_est_list]) if len(T_est_list) else None
+    gt = np.stack([np.asarray(_as_np(T), dtype=np.float64) for T in T_gt_list]) if len(T_gt_list) else None
+    if est is None or gt is None or est.shape != gt.shape or est.shape[1:] != (4, 4):
+        raise ValueError("T_est_list and T_gt_list must be equally long, non-empty lists of 4x4 poses")
+    P = est.shape[0]
+    p_est, p_gt = est[:, :3, 3], gt[:, :3, 3]
+    if align == "none" or P < 2:
+        R, t, s = np.eye(3), np.zeros(3), 1.0
+    else:
+        R, t, s = _umeyama(p_est, p_gt, with_scale=(align == "sim3"))
+        if P < 3:  # rotation is not determined by two points; keep translation/scale only
+            R = np.eye(3)
+            t = p_gt.mean(0) - s * p_est.mean(0)
+    p_al = (s * (R @ p_est.T)).T + t
+    err = np.linalg.norm(p_al - p_gt, axis=1)
+    out = {
+        "num_poses": int(P),
+        "align": align,
+        "align_scale": float(s),
+        "ate_rmse_m": float(np.sqrt((err**2).mean())),
+        "ate_mean_m": float(err.mean()),
+        "ate_max_m": float(err.max()),
+    }
+    trans_errs, rot_errs, steps = [], [], []
+    for i in range(P - 1):
+        d_gt = np.linalg.inv(gt[i]) @ gt[i + 1]
+        d_est = np.linalg.inv(est[i]) @ est[i + 1]
+        d_est = d_est.copy()
+        d_est[:3, 3] *= s
+        e = np.linalg.inv(d_gt) @ d_est
+        trans_errs.append(float(np.linalg.norm(e[:3, 3])))
+        rot_errs.append(_rot_angle_deg(e[:3, :3]))
+        steps.append(float(np.linalg.norm(d_gt[:3, 3])))
+    path = float(np.sum(steps)) if steps else 0.0
+    out["path_length_m"] = path
+    out["rpe_trans_m"] = float(np.mean(trans_errs)) if trans_errs else 0.0
+    out["rpe_rot_deg"] = float(np.mean(rot_errs)) if rot_errs else 0.0
+    if path > 1e-9:
+        out["rel_trans_err_pct"] = 100.0 * float(np.sum(trans_errs)) / path
+        out["rel_rot_err_deg_per_m"] = float(np.sum(rot_errs)) / path
+    else:
+        out["rel_trans_err_pct"] = None
+        out["rel_rot_err_deg_per_m"] = None
+    return out
+
+
+def _as_np(T) -> np.ndarray:
+    if isinstance(T, Tensor):
+        return T.detach().cpu().double().numpy()
+    return np.asarray(T)
+
+
+__all__ = [
+    "DEPTH_METRICS",
+    "SCALINGS",
+    "DepthMetricAccumulator",
+    "constant_depth_baseline",
+    "depth_errors",
+    "evaluate_depth",
+    "format_depth_table",
+    "median_ratio",
+    "trajectory_errors",
+    "valid_depth_mask",
+]

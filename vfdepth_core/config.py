@@ -106,6 +106,14 @@ class TrainingConfig:
     max_steps: Optional[int] = None  # stop after this many optimizer steps (benchmarks, smoke runs)
     max_minutes: Optional[float] = None  # stop after this much wall time, saving a checkpoint
     amp: str = "none"  # 'none', 'bf16' or 'fp16' autocast
+    # Accepted so the paper's baseline configs load as they are (they put it under training); the
+    # eval section's syn_visualize is the one that is used.
+    syn_visualize: bool = False
+    # Training loop (beyond the paper): abort after this many consecutive non-finite losses (each
+    # such step is skipped without an optimizer update); depth metrics on the val split every this
+    # many epochs (0 = never).
+    max_bad_steps: int = 20
+    val_every_epochs: int = 1
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,9 @@ class EvalConfig:
     eval_max_depth: float = 200.0
     eval_visualize: bool = False
     syn_visualize: bool = False
-    syn_idx: int = 0
+    syn_idx: Optional[int] = 0  # the paper's baseline configs write None
+    # Beyond the paper: evaluate at most this many validation samples (None = all).
+    eval_max_samples: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +183,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Union:  # Optional[X]
-        if value is None:
+        if value is None or value == "None":  # the paper's files write Python's None
             return None
         non_none = [a for a in args if a is not type(None)]
         return _coerce(value, non_none[0], where)

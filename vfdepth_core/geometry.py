@@ -432,3 +432,30 @@ class VoxelGrid:
 __all__ = [name for name in dir() if not name.startswith("_") and name not in ("annotations", "math", "torch", "F",
                                                                                "Tensor", "dataclass", "Optional",
                                                                                "Sequence", "Tuple")]
+
+
+# --------------------------------------------------------------------------------------------------
+# Sparse depth images (added for the datasets: LIDAR -> per-camera depth ground truth)
+
+
+def points_to_depth_image(K: Tensor, p_cam: Tensor, H: int, W: int, min_depth_m: float = 1e-3) -> Tensor:
+    """Sparse depth image (H, W) from points p_cam (3, P) in a camera frame and K (3, 3) at H x W.
+
+    Each point lands on its nearest pixel centre (round(u), round(v)); where several land on one pixel
+    the nearest point wins. Pixels without a point are 0. Depth is z (metres along the optical axis).
+    """
+    check_shape("K", K, (3, 3))
+    check_shape("p_cam", p_cam, (3, None))
+    uv, z = project(K, p_cam)
+    u = torch.round(uv[0])
+    v = torch.round(uv[1])
+    z = z[0]
+    ok = (z > min_depth_m) & (u >= 0) & (u <= W - 1) & (v >= 0) & (v <= H - 1) & torch.isfinite(z)
+    flat = (v[ok] * W + u[ok]).long()
+    out = torch.full((H * W,), float("inf"), dtype=p_cam.dtype, device=p_cam.device)
+    out.scatter_reduce_(0, flat, z[ok], reduce="amin", include_self=True)
+    out[torch.isinf(out)] = 0.0
+    return out.reshape(H, W)
+
+
+__all__.append("points_to_depth_image")

@@ -1,0 +1,522 @@
+"""What every surround-view loader shares: the error type, image/mask reading, colour jitter, LIDAR depth
+ground truth (with its on-disk cache), broken-sample handling and the sample dict of docs/ARCHITECTURE.md.
+
+A loader (DDAD, nuScenes) only has to turn its files into :class:`SampleRef` records (paths, calibration,
+poses) and say how to read its LIDAR points in each camera's frame; :class:`SurroundDataset` turns a record
+into the sample dict:
+
+=============  ======================  ===========================================================
+key            shape / type            meaning
+=============  ======================  ===========================================================
+image          (F, N, 3, H, W) f32     frames in ``frame_ids`` order, resized, values in [0, 1]
+image_aug      (F, N, 3, H, W) f32     colour-jittered copy when training (same jitter for all
+                                       frames of one camera), else equal to ``image``
+K              (N, 3, 3) f32           intrinsics at H x W (half-pixel-correct scaling)
+T_ego_cam      (N, 4, 4) f32           camera -> vehicle
+mask           (N, 1, H, W) f32        self-occlusion mask, 1 = valid
+depth_gt       (N, 1, H, W) f32        metres, 0 = no LIDAR point (only when ``with_depth``)
+T_world_ego    (F, 4, 4) f64           vehicle pose per frame
+stamp_ns       (F, N) i64              source image timestamps
+scene, index   str, int
+=============  ======================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vfdepth_core import geometry
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """Broken or missing dataset files; the one-line message names the file and what is missing."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+
+
+def read_json(path: str | Path, what: str = "file") -> dict:
+    """Parse a JSON file, raising DatasetError naming the file when it is missing or broken."""
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"{what} not found: {p}")
+    try:
+        with open(p, "r") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{p}: broken JSON ({exc}); re-download or regenerate this {what}") from None
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Open and fully decode an image as RGB; DatasetError naming the file when missing/truncated/corrupt."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"image not found: {p}")
+    try:
+        with Image.open(p) as img:
+            img.load()  # decodes everything: a truncated file fails here, not later
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"image unreadable (truncated or corrupt): {p} ({exc})") from None
+
+
+def load_image(path: str | Path, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """Read an RGB image, resize to hw = (H, W) (bilinear, antialiased); returns ((3, H, W) float32 in
+    [0, 1], original (H0, W0))."""
+    img = open_rgb(path)
+    W0, H0 = img.size
+    H, W = hw
+    if (H0, W0) != (H, W):
+        img = img.resize((W, H), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0), (H0, W0)
+
+
+
+def load_mask(path: str | Path, hw: Tuple[int, int]) -> torch.Tensor:
+    """Self-occlusion mask PNG (white = valid) -> (1, H, W) float32 of 0/1 at hw = (H, W)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"mask not found: {p}")
+    try:
+        with Image.open(p) as img:
+            img.load()
+            m = img.convert("L")
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DatasetError(f"mask unreadable: {p} ({exc})") from None
+    H, W = hw
+    if m.size != (W, H):
+        m = m.resize((W, H), Image.BILINEAR)
+    arr = np.asarray(m, dtype=np.float32) / 255.0
+    return torch.from_numpy((arr > 0.5).astype(np.float32))[None]
+
+
+class MaskResolver:
+    """Finds the self-occlusion mask PNG of a (scene, camera).
+
+    Layout (the paper's ``ddad_mask``): ``<mask_path>/<set>/<CAMERA>_mask.png``; the set of each scene
+    comes from ``<mask_path>/mask_sets.json`` ({scene name: set}) or the paper's ``mask_idx_dict.pkl``
+    ({int(scene name): set}); with a single set folder (or the PNGs directly in ``mask_path``) that one is
+    used for all scenes. A camera without a PNG in its set (the paper has none for the front camera) gets
+    an all-ones mask. ``mask_path=None``: all ones everywhere.
+    """
+
+    def __init__(self, mask_path: Optional[str | Path]):
+        self.root = Path(mask_path) if mask_path else None
+        self.scene_to_set: Dict[str, str] = {}
+        self.default_set: Optional[str] = None
+        if self.root is None:
+            return
+        if not self.root.is_dir():
+            raise DatasetError(f"mask folder not found: {self.root} (fix data.mask_path or set it to null)")
+        js = self.root / "mask_sets.json"
+        pkl = self.root / "mask_idx_dict.pkl"
+        if js.is_file():
+            self.scene_to_set = {str(k): str(v) for k, v in read_json(js, "mask set table").items()}
+        elif pkl.is_file():
+            import pickle
+
+            try:
+                with open(pkl, "rb") as f:
+                    table = pickle.load(f)
+                self.scene_to_set = {str(int(k)): str(v) for k, v in dict(table).items()}
+            except Exception as exc:  # pandas pickles need pandas; say what to do
+                raise DatasetError(f"{pkl}: cannot read the mask set table ({exc}); write mask_sets.json "
+                                   "({scene name: set}) next to it instead") from None
+        sets = sorted(d.name for d in self.root.iterdir() if d.is_dir())
+        if any(self.root.glob("*_mask.png")):
+            self.default_set = ""
+        elif len(sets) == 1:
+            self.default_set = sets[0]
+
+    def path(self, scene: str, camera: str) -> Optional[Path]:
+        """Mask file for `camera` (upper-case sensor name) in `scene`, or None (= all ones)."""
+        if self.root is None:
+            return None
+        key = scene
+        if key not in self.scene_to_set and key.isdigit():
+            key = str(int(key))
+        s = self.scene_to_set.get(key, self.default_set)
+        if s is None:
+            raise DatasetError(f"{self.root}: no mask set for scene '{scene}' (add it to mask_sets.json)")
+        p = self.root / s / f"{camera}_mask.png" if s else self.root / f"{camera}_mask.png"
+        return p if p.is_file() else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Colour jitter (brightness, contrast, saturation, hue), one draw per camera for all its frames
+
+
+def draw_jitter(strengths: Sequence[float], generator: Optional[torch.Generator] = None) -> dict:
+    """Random jitter factors like torchvision's ColorJitter: brightness/contrast/saturation factors in
+    [1-s, 1+s], hue shift in [-h, h], and a random order of the four operations."""
+    b, c, s, h = (float(x) for x in strengths)
+
+    def u(lo: float, hi: float) -> float:
+        return float(lo + (hi - lo) * torch.rand((), generator=generator))
+
+    return {
+        "brightness": u(max(0.0, 1 - b), 1 + b) if b > 0 else None,
+        "contrast": u(max(0.0, 1 - c), 1 + c) if c > 0 else None,
+        "saturation": u(max(0.0, 1 - s), 1 + s) if s > 0 else None,
+        "hue": u(-h, h) if h > 0 else None,
+        "order": torch.randperm(4, generator=generator).tolist(),
+    }
+
+
+def apply_jitter(img: torch.Tensor, params: dict) -> torch.Tensor:
+    """Apply :func:`draw_jitter` factors to images (*, 3, H, W) in [0, 1]."""
+    import torchvision.transforms.functional as TF
+
+    out = img
+    for op in params["order"]:
+        if op == 0 and params["brightness"] is not None:
+            out = TF.adjust_brightness(out, params["brightness"])
+        elif op == 1 and params["contrast"] is not None:
+            out = TF.adjust_contrast(out, params["contrast"])
+        elif op == 2 and params["saturation"] is not None:
+            out = TF.adjust_saturation(out, params["saturation"])
+        elif op == 3 and params["hue"] is not None:
+            out = TF.adjust_hue(out, params["hue"])
+    return out.clamp(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# LIDAR depth ground truth and its cache
+
+
+def lidar_depth(points_cam: np.ndarray, K: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
+    """Sparse depth (H, W) float32 from LIDAR points (P, 3) already in the camera frame and K at hw.
+    Nearest point wins; 0 = no point."""
+    p = torch.from_numpy(np.ascontiguousarray(points_cam, dtype=np.float64).T)
+    d = geometry.points_to_depth_image(torch.from_numpy(np.asarray(K, dtype=np.float64)), p, hw[0], hw[1])
+    return d.numpy().astype(np.float32)
+
+
+def user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/vfdepth (default ~/.cache/vfdepth)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vfdepth"
+
+
+def _writable_dir(d: Path) -> bool:
+    """True when `d` exists or can be made, and a file can be written in it. A folder whose mode has no
+    write bit (e.g. a read-only share) counts as read-only even for root, who could write anyway."""
+    try:
+        probe = d
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.stat().st_mode & 0o222:
+            return False
+        d.mkdir(parents=True, exist_ok=True)
+        if not d.stat().st_mode & 0o222:
+            return False
+        with tempfile.NamedTemporaryFile(dir=d, prefix=".probe", delete=True):
+            pass
+        return True
+    except OSError:
+        return False
+
+
+class DepthCache:
+    """Projected LIDAR depth cached as ``<dir>/<scene>/<sample>_<CAMERA>_<H>x<W>.npz`` (key ``depth``).
+
+    ``<dir>`` is ``<gt_cache>/<hash of data_root>`` when gt_cache is given, else ``<data_root>/depth_cache``,
+    falling back to ``~/.cache/vfdepth/depth_gt/<hash of data_root>`` when the data folder is read-only
+    (no write bit in its mode).
+    """
+
+    def __init__(self, data_root: str | Path, gt_cache: Optional[str | Path] = None):
+        data_root = Path(data_root).resolve()
+        h = hashlib.sha1(str(data_root).encode()).hexdigest()[:12]
+        if gt_cache:
+            self.dir: Optional[Path] = Path(gt_cache) / h
+            if not _writable_dir(self.dir):
+                raise DatasetError(f"depth cache folder not writable: {gt_cache} (fix data.gt_cache)")
+        else:
+            cand = data_root / "depth_cache"
+            if _writable_dir(cand):
+                self.dir = cand
+            else:
+                cand = user_cache_dir() / "depth_gt" / h
+                self.dir = cand if _writable_dir(cand) else None
+                if self.dir is None:
+                    logger.warning("no writable depth cache folder; projected LIDAR depth is not cached")
+
+    def _path(self, scene: str, sample: str, camera: str, hw: Tuple[int, int]) -> Optional[Path]:
+        if self.dir is None:
+            return None
+        return self.dir / scene / f"{sample}_{camera}_{hw[0]}x{hw[1]}.npz"
+
+    def get(self, scene: str, sample: str, camera: str, hw: Tuple[int, int]) -> Optional[np.ndarray]:
+        p = self._path(scene, sample, camera, hw)
+        if p is None or not p.is_file():
+            return None
+        try:
+            with np.load(p) as z:
+                d = z["depth"]
+            if d.shape == tuple(hw):
+                return d.astype(np.float32)
+        except (OSError, ValueError, KeyError):
+            pass
+        logger.warning("ignoring broken depth cache file %s", p)
+        return None
+
+    def put(self, scene: str, sample: str, camera: str, hw: Tuple[int, int], depth: np.ndarray) -> None:
+        p = self._path(scene, sample, camera, hw)
+        if p is None:
+            return
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".npz.tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, depth=depth.astype(np.float32))
+            os.replace(tmp, p)
+        except OSError as exc:
+            logger.warning("cannot write depth cache %s: %s", p, exc)
+
+
+# --------------------------------------------------------------------------------------------------
+# The records loaders produce and the dataset that turns them into sample dicts
+
+
+@dataclass
+class FrameRef:
+    """One time step of a sample: per-camera image files and stamps, and the vehicle pose."""
+
+    image_paths: List[str]
+    stamp_ns: List[int]
+    T_world_ego: np.ndarray  # (4, 4) float64
+
+
+@dataclass
+class SampleRef:
+    """Everything needed to build one sample dict, without reading any pixel."""
+
+    scene: str
+    sample: str  # a name unique inside the scene (cache key)
+    frames: Dict[int, FrameRef]  # frame id -> frame
+    K: np.ndarray  # (N, 3, 3) at the images' own resolution
+    T_ego_cam: np.ndarray  # (N, 4, 4)
+    # Returns LIDAR points (P, 3) in camera n's frame, for frame 0; None = no LIDAR for this sample.
+    lidar_in_cam: Optional[Callable[[int], np.ndarray]] = None
+    lidar_path: Optional[str] = None
+    extra_files: List[str] = field(default_factory=list)  # other files the sample needs (for scan())
+
+
+@dataclass
+class Problem:
+    """One broken sample found by a scan."""
+
+    index: int
+    scene: str
+    file: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"sample {self.index} (scene {self.scene}): {self.message}"
+
+
+class SurroundDataset(torch.utils.data.Dataset):
+    """Base class: subclasses fill ``self.refs`` (list of SampleRef), ``self.cameras`` (upper-case sensor
+    names) and ``self.data_root``; this class reads pixels and builds the sample dict.
+
+    Args:
+        height, width: network resolution.
+        frame_ids: frames to return, e.g. (0, -1, 1); refs must hold each of them.
+        with_depth: project LIDAR into each camera (``depth_gt``), cached on disk.
+        color_jitter: (brightness, contrast, saturation, hue) strengths for ``image_aug``; None = no jitter.
+        mask_path: self-occlusion mask folder (see :class:`MaskResolver`); None = all ones.
+        skip_broken: on an unreadable file return None (log a warning, count it in ``num_broken``)
+            instead of raising; pair with :func:`collate_skip_broken`.
+    """
+
+    def __init__(self, *, height: int, width: int, frame_ids: Sequence[int] = (0, -1, 1), with_depth: bool = False,
+                 color_jitter: Optional[Sequence[float]] = None, mask_path: Optional[str] = None,
+                 gt_cache: Optional[str] = None, skip_broken: bool = False):
+        self.hw = (int(height), int(width))
+        self.frame_ids = tuple(int(f) for f in frame_ids)
+        if 0 not in self.frame_ids:
+            raise DatasetError(f"frame_ids must contain 0, got {self.frame_ids}")
+        self.with_depth = with_depth
+        self.color_jitter = tuple(color_jitter) if color_jitter is not None and any(color_jitter) else None
+        self.masks = MaskResolver(mask_path)
+        self.gt_cache = gt_cache
+        self.skip_broken = skip_broken
+        self.num_broken = 0
+        self.refs: List[SampleRef] = []
+        self.cameras: List[str] = []
+        self.data_root: Path = Path(".")
+        self._mask_cache: Dict[Tuple[str, Tuple[int, int]], torch.Tensor] = {}
+        self._depth_cache: Optional[DepthCache] = None
+
+    # -- public ------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, index: int) -> Optional[dict]:
+        if not 0 <= index < len(self.refs):
+            raise IndexError(index)
+        try:
+            return self._build(index)
+        except DatasetError as exc:
+            if not self.skip_broken:
+                raise
+            self.num_broken += 1
+            logger.warning("skipping broken sample %d (%d so far): %s", index, self.num_broken, exc)
+            return None
+
+    def scan(self, check_pixels: bool = True) -> List[Problem]:
+        """Check every sample's files (existence; with check_pixels also full decoding of images and
+        LIDAR files) and return every problem found, instead of stopping at the first."""
+        problems: List[Problem] = []
+        seen: Dict[str, Optional[str]] = {}
+
+        def check(path: str, kind: str) -> Optional[str]:
+            if path in seen:
+                return seen[path]
+            msg: Optional[str] = None
+            try:
+                if not os.path.isfile(path):
+                    msg = f"{kind} not found: {path}"
+                elif check_pixels and kind == "image":
+                    open_rgb(path)
+                elif check_pixels and kind == "LIDAR file":
+                    self._read_lidar_file(path)
+            except DatasetError as exc:
+                msg = str(exc)
+            seen[path] = msg
+            return msg
+
+        for i, ref in enumerate(self.refs):
+            files = [(p, "image") for fr in ref.frames.values() for p in fr.image_paths]
+            if self.with_depth and ref.lidar_path:
+                files.append((ref.lidar_path, "LIDAR file"))
+            files += [(p, "file") for p in ref.extra_files]
+            for p, kind in files:
+                msg = check(p, kind)
+                if msg:
+                    problems.append(Problem(i, ref.scene, p, msg))
+        return problems
+
+    # -- hooks -------------------------------------------------------------------------------------
+
+    def _read_lidar_file(self, path: str) -> np.ndarray:
+        """Read a LIDAR file (subclasses); raise DatasetError naming it when broken."""
+        raise NotImplementedError
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _mask(self, scene: str, camera: str) -> torch.Tensor:
+        p = self.masks.path(scene, camera)
+        if p is None:
+            return torch.ones(1, *self.hw)
+        key = (str(p), self.hw)
+        if key not in self._mask_cache:
+            self._mask_cache[key] = load_mask(p, self.hw)
+        return self._mask_cache[key]
+
+    def _depth(self, ref: SampleRef, hw0: List[Tuple[int, int]], K: np.ndarray) -> torch.Tensor:
+        if self._depth_cache is None:
+            self._depth_cache = DepthCache(self.data_root, self.gt_cache)
+        out = torch.zeros(len(self.cameras), 1, *self.hw)
+        if ref.lidar_in_cam is None:
+            return out
+        for n, cam in enumerate(self.cameras):
+            d = self._depth_cache.get(ref.scene, ref.sample, cam, self.hw)
+            if d is None:
+                d = lidar_depth(ref.lidar_in_cam(n), K[n], self.hw)
+                self._depth_cache.put(ref.scene, ref.sample, cam, self.hw, d)
+            out[n, 0] = torch.from_numpy(d)
+        return out
+
+    def _build(self, index: int) -> dict:
+        ref = self.refs[index]
+        N, F_ = len(self.cameras), len(self.frame_ids)
+        H, W = self.hw
+        image = torch.empty(F_, N, 3, H, W)
+        hw0: List[Tuple[int, int]] = []
+        stamps = np.zeros((F_, N), dtype=np.int64)
+        for fi, fid in enumerate(self.frame_ids):
+            fr = ref.frames[fid]
+            for n in range(N):
+                image[fi, n], size0 = load_image(fr.image_paths[n], self.hw)
+                if fid == 0:
+                    hw0.append(size0)
+                stamps[fi, n] = fr.stamp_ns[n]
+        K = np.stack([
+            geometry.resize_intrinsics(torch.from_numpy(ref.K[n].astype(np.float64)), hw0[n], self.hw).numpy()
+            for n in range(N)
+        ])
+        if self.color_jitter is not None:
+            image_aug = torch.stack([apply_jitter(image[:, n], draw_jitter(self.color_jitter)) for n in range(N)], 1)
+        else:
+            image_aug = image.clone()
+        sample = {
+            "image": image,
+            "image_aug": image_aug,
+            "K": torch.from_numpy(K).float(),
+            "T_ego_cam": torch.from_numpy(np.asarray(ref.T_ego_cam, dtype=np.float64)).float(),
+            "mask": torch.stack([self._mask(ref.scene, cam) for cam in self.cameras]),
+            "T_world_ego": torch.from_numpy(np.stack([ref.frames[f].T_world_ego for f in self.frame_ids]).astype(np.float64)),
+            "stamp_ns": torch.from_numpy(stamps),
+            "scene": ref.scene,
+            "index": index,
+        }
+        if self.with_depth:
+            sample["depth_gt"] = self._depth(ref, hw0, K)
+        return sample
+
+
+def collate_skip_broken(batch: List[Optional[dict]]) -> Optional[dict]:
+    """DataLoader collate_fn that drops None samples (broken, with ``skip_broken=True``); returns None
+    when the whole batch was broken. The dropped count is logged; datasets count in ``num_broken``."""
+    from torch.utils.data import default_collate
+
+    kept = [b for b in batch if b is not None]
+    if len(kept) < len(batch):
+        logger.warning("dropped %d broken sample(s) from a batch of %d", len(batch) - len(kept), len(batch))
+    if not kept:
+        return None
+    return default_collate(kept)
+
+
+def quat_pose_to_matrix(rotation: dict, translation: dict) -> np.ndarray:
+    """DGP-style pose {qw,qx,qy,qz} + {x,y,z} -> 4x4 float64 (T_parent_child)."""
+    q = torch.tensor([rotation["qw"], rotation["qx"], rotation["qy"], rotation["qz"]], dtype=torch.float64)
+    t = torch.tensor([translation["x"], translation["y"], translation["z"]], dtype=torch.float64)
+    return geometry.make_transform(geometry.quat_to_rotmat(q), t).numpy()
+
+
+def matrix_to_quat_pose(T: np.ndarray) -> Tuple[dict, dict]:
+    """4x4 -> DGP-style ({qw,qx,qy,qz}, {x,y,z})."""
+    q = geometry.rotmat_to_quat(torch.from_numpy(np.asarray(T, dtype=np.float64)[:3, :3])).tolist()
+    t = np.asarray(T, dtype=np.float64)[:3, 3].tolist()
+    return ({"qw": q[0], "qx": q[1], "qy": q[2], "qz": q[3]}, {"x": t[0], "y": t[1], "z": t[2]})
+
+
+def transform_np(T_b_a: np.ndarray, p_a: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 to points (P, 3) with the geometry module; returns (P, 3) float64."""
+    p = torch.from_numpy(np.ascontiguousarray(p_a[:, :3], dtype=np.float64).T)
+    return geometry.transform_points(torch.from_numpy(np.asarray(T_b_a, dtype=np.float64)), p).T.numpy()
+
+
+def invert_np(T: np.ndarray) -> np.ndarray:
+    """Inverse of a rigid 4x4 (float64) via the geometry module."""
+    return geometry.invert_transform(torch.from_numpy(np.asarray(T, dtype=np.float64))).numpy()

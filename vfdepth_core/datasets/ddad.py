@@ -1,0 +1,249 @@
+"""DDAD (TRI's DGP on-disk format) read with plain json/numpy.
+
+Format facts (checked against the real scene in ``shared/data/ddad_sample``):
+
+* ``ddad.json``: ``scene_splits`` {"0": train, "1": val, ...} -> ``filenames`` of scene JSONs, relative
+  to the folder of ``ddad.json``.
+* scene JSON: ``samples`` (in time order; each with ``datum_keys`` and ``calibration_key``) and ``data``
+  (each with ``key``, ``id.name`` = sensor name, ``id.timestamp`` ISO-8601, and ``datum.image`` or
+  ``datum.point_cloud`` holding ``filename`` (relative to the scene folder) and ``pose``).
+* ``calibration/<calibration_key>.json``: parallel lists ``names``, ``intrinsics`` (fx, fy, cx, cy, skew),
+  ``extrinsics`` (translation x,y,z; rotation qw,qx,qy,qz) = vehicle-from-sensor (T_ego_cam).
+* image ``pose`` = world-from-camera; LIDAR ``pose`` = world-from-vehicle (the LIDAR extrinsic is the
+  identity); LIDAR ``.npz`` key ``data``: N x 4 (X, Y, Z, INTENSITY) in the vehicle frame.
+
+Context frames -1/+1 are the previous/next sample of the scene (10 Hz in DDAD). Depth ground truth is the
+LIDAR projected into each camera at network resolution: points go to the world with the LIDAR pose and
+into the camera with the inverse of that image's own pose (exact even though camera and LIDAR fire at
+slightly different times). Config camera names (``camera_01``) are the upper-cased sensor names.
+
+Timestamps: ``stamp_ns`` is ``id.timestamp`` in ns when it fits in int64; DGP's unit-test scene writes
+timestamps 10x too large (year 2464), and then the file name (17 digits, units of 100 ns) is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from vfdepth_core.datasets.common import (DatasetError, FrameRef, SampleRef, SurroundDataset, invert_np,
+                                          quat_pose_to_matrix, read_json, transform_np)
+
+logger = logging.getLogger(__name__)
+
+SPLIT_IDS = {"train": "0", "val": "1", "test": "2"}
+_INT64_MAX = 2**63 - 1
+
+
+def parse_timestamp_ns(iso: str) -> int:
+    """'2019-06-27T14:04:10.027900Z' -> ns since the epoch (Python int, may exceed int64)."""
+    s = iso.rstrip("Z")
+    if "." in s:
+        main, frac = s.split(".", 1)
+    else:
+        main, frac = s, "0"
+    dt = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    secs = (dt - epoch).days * 86400 + (dt - epoch).seconds
+    return secs * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def _stamp_ns(datum: dict, filename: str) -> int:
+    ns = parse_timestamp_ns(datum["id"]["timestamp"]) if datum.get("id", {}).get("timestamp") else None
+    if ns is not None and 0 <= ns <= _INT64_MAX:
+        return ns
+    stem = Path(filename).stem
+    if stem.isdigit():
+        return int(stem) * 100
+    return 0
+
+
+def read_lidar_npz(path: str) -> np.ndarray:
+    """DGP point cloud .npz (key ``data``, N x >=3) -> (N, 4) float32; DatasetError naming the file."""
+    if not os.path.isfile(path):
+        raise DatasetError(f"LIDAR file not found: {path}")
+    try:
+        with np.load(path) as z:
+            if "data" not in z.files:
+                raise DatasetError(f"{path}: no key 'data' in LIDAR .npz (keys: {z.files})")
+            pts = np.asarray(z["data"])
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(f"LIDAR file unreadable: {path} ({exc})") from None
+    if pts.ndim != 2 or pts.shape[1] < 3:
+        raise DatasetError(f"{path}: LIDAR 'data' must be N x 4 (X, Y, Z, INTENSITY), got {pts.shape}")
+    if pts.shape[1] < 4:
+        pts = np.concatenate([pts, np.zeros((len(pts), 1), pts.dtype)], 1)
+    return pts[:, :4].astype(np.float32)
+
+
+def _intrinsics_matrix(d: dict) -> np.ndarray:
+    return np.array([[d["fx"], d.get("skew", 0.0), d["cx"]], [0.0, d["fy"], d["cy"]], [0.0, 0.0, 1.0]],
+                    dtype=np.float64)
+
+
+class DDADDataset(SurroundDataset):
+    """Surround-view samples from a DGP dataset file (see the module docstring for the format).
+
+    Args:
+        data_path: the ``ddad.json`` file.
+        split: 'train', 'val' or 'test' (scene_splits "0", "1", "2").
+        cameras: sensor names, any case (``camera_01`` -> ``CAMERA_01``), in the rig order.
+        frame_ids: frames per sample; samples lacking a needed neighbour are skipped.
+        Other keyword arguments: see :class:`SurroundDataset`.
+    """
+
+    def __init__(self, data_path: str | Path, split: str, cameras: Sequence[str], height: int, width: int,
+                 frame_ids: Sequence[int] = (0, -1, 1), with_depth: bool = False,
+                 color_jitter: Optional[Sequence[float]] = None, mask_path: Optional[str] = None,
+                 gt_cache: Optional[str] = None, skip_broken: bool = False, lidar_name: str = "LIDAR"):
+        super().__init__(height=height, width=width, frame_ids=frame_ids, with_depth=with_depth,
+                         color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken)
+        self.data_path = Path(data_path)
+        self.data_root = self.data_path.parent
+        self.cameras = [c.upper() for c in cameras]
+        self.lidar_name = lidar_name
+        if split not in SPLIT_IDS:
+            raise DatasetError(f"unknown split '{split}' (use train, val or test)")
+        top = read_json(self.data_path, "DDAD dataset file (ddad.json)")
+        splits = top.get("scene_splits")
+        if not isinstance(splits, dict):
+            raise DatasetError(f"{self.data_path}: no 'scene_splits' (is this a DGP ddad.json?)")
+        sid = SPLIT_IDS[split]
+        if sid not in splits:
+            raise DatasetError(f"{self.data_path}: scene_splits has no split \"{sid}\" ({split}); "
+                               f"it has {sorted(splits)}")
+        files = splits[sid].get("filenames", [])
+        if not files:
+            raise DatasetError(f"{self.data_path}: split \"{sid}\" ({split}) lists no scene files")
+        for f in files:
+            self._add_scene(self.data_root / f)
+        if not self.refs:
+            logger.warning("%s: split %s has no sample with frames %s", self.data_path, split, self.frame_ids)
+        logger.info("DDAD %s: %d samples from %d scenes", split, len(self.refs), len(files))
+
+    def _read_lidar_file(self, path: str) -> np.ndarray:
+        return read_lidar_npz(path)
+
+    def _lidar_points(self, path: str) -> np.ndarray:
+        """XYZ (P, 3) of a LIDAR file, remembering the last one (read once for the six cameras)."""
+        last = getattr(self, "_lidar_last", None)
+        if last is None or last[0] != path:
+            last = (path, read_lidar_npz(path)[:, :3])
+            self._lidar_last = last
+        return last[1]
+
+    def _add_scene(self, scene_json: Path) -> None:
+        scene = read_json(scene_json, "scene JSON")
+        scene_dir = scene_json.parent
+        scene_name = scene_dir.name
+        for key in ("samples", "data"):
+            if key not in scene:
+                raise DatasetError(f"{scene_json}: no '{key}' list (is this a DGP scene JSON?)")
+        data = {d["key"]: d for d in scene["data"]}
+        calib_cache: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+
+        def calibration(key: str) -> Tuple[np.ndarray, np.ndarray]:
+            if key not in calib_cache:
+                path = scene_dir / "calibration" / f"{key}.json"
+                c = read_json(path, "calibration file")
+                names = c.get("names", [])
+                for need in ("intrinsics", "extrinsics"):
+                    if len(c.get(need, [])) != len(names):
+                        raise DatasetError(f"{path}: '{need}' must have one entry per name ({len(names)})")
+                missing = [cam for cam in self.cameras if cam not in names]
+                if missing:
+                    raise DatasetError(f"{path}: unknown camera(s) {missing}; this calibration has {names} "
+                                       "(fix data.cameras)")
+                idx = [names.index(cam) for cam in self.cameras]
+                K = np.stack([_intrinsics_matrix(c["intrinsics"][i]) for i in idx])
+                T = np.stack([quat_pose_to_matrix(c["extrinsics"][i]["rotation"], c["extrinsics"][i]["translation"])
+                              for i in idx])
+                calib_cache[key] = (K, T)
+            return calib_cache[key]
+
+        for cam in self.cameras:
+            if not (scene_dir / "rgb" / cam).is_dir():
+                raise DatasetError(f"{scene_dir}: camera folder rgb/{cam} missing (fix data.cameras or the data)")
+
+        # Per sample: its camera datums and LIDAR datum, in the scene's time order.
+        entries = []
+        for si, s in enumerate(scene["samples"]):
+            by_name = {}
+            for k in s.get("datum_keys", []):
+                if k not in data:
+                    raise DatasetError(f"{scene_json}: sample {si} refers to datum key {k} absent from 'data'")
+                by_name[data[k]["id"]["name"].upper()] = data[k]
+            missing = [c for c in self.cameras if c not in by_name or "image" not in by_name[c]["datum"]]
+            if missing:
+                raise DatasetError(f"{scene_json}: sample {si} has no image datum for camera(s) {missing}")
+            entries.append((si, s, by_name))
+
+        def frame(entry) -> FrameRef:
+            _, s, by_name = entry
+            paths, stamps = [], []
+            for cam in self.cameras:
+                im = by_name[cam]["datum"]["image"]
+                paths.append(str(scene_dir / im["filename"]))
+                stamps.append(_stamp_ns(by_name[cam], im["filename"]))
+            lid = by_name.get(self.lidar_name)
+            if lid is not None and "point_cloud" in lid["datum"]:
+                pc = lid["datum"]["point_cloud"]
+                T_world_ego = quat_pose_to_matrix(pc["pose"]["rotation"], pc["pose"]["translation"])
+            else:  # no LIDAR: vehicle pose from the first camera's pose and extrinsic
+                K, T_ego_cam = calibration(s["calibration_key"])
+                im = by_name[self.cameras[0]]["datum"]["image"]
+                T_world_cam = quat_pose_to_matrix(im["pose"]["rotation"], im["pose"]["translation"])
+                T_world_ego = T_world_cam @ invert_np(T_ego_cam[0])
+            return FrameRef(paths, stamps, T_world_ego)
+
+        need = [f for f in self.frame_ids if f != 0]
+        for pos, entry in enumerate(entries):
+            if any(not 0 <= pos + f < len(entries) for f in need):
+                continue
+            si, s, by_name = entry
+            K, T_ego_cam = calibration(s["calibration_key"])
+            frames = {f: frame(entries[pos + f]) for f in self.frame_ids}
+            lid = by_name.get(self.lidar_name)
+            lidar_path, fn = None, None
+            if lid is not None and "point_cloud" in lid["datum"]:
+                pc = lid["datum"]["point_cloud"]
+                lidar_path = str(scene_dir / pc["filename"])
+                T_world_lidar = quat_pose_to_matrix(pc["pose"]["rotation"], pc["pose"]["translation"])
+                T_world_cams = [quat_pose_to_matrix(by_name[c]["datum"]["image"]["pose"]["rotation"],
+                                                    by_name[c]["datum"]["image"]["pose"]["translation"])
+                                for c in self.cameras]
+                fn = self._make_lidar_fn(lidar_path, T_world_lidar, T_world_cams)
+            self.refs.append(SampleRef(scene=scene_name, sample=f"{si:06d}", frames=frames, K=K, T_ego_cam=T_ego_cam,
+                                       lidar_in_cam=fn, lidar_path=lidar_path))
+
+    def _make_lidar_fn(self, path: str, T_world_lidar: np.ndarray, T_world_cams: List[np.ndarray]):
+        def lidar_in_cam(n: int) -> np.ndarray:
+            pts = self._lidar_points(path)
+            T_cam_lidar = invert_np(T_world_cams[n]) @ T_world_lidar
+            return transform_np(T_cam_lidar, pts)
+
+        return lidar_in_cam
+
+
+def ddad_from_config(cfg, split: str, frame_ids: Optional[Sequence[int]] = None, mask_path: Optional[str] = None,
+                     skip_broken: bool = False) -> DDADDataset:
+    """DDADDataset from a Config (data + training sections). Train: training.frame_ids, colour jitter,
+    requirements from data.train_requirements; val/test: frame 0 only, no jitter, val_requirements."""
+    d, t = cfg.data, cfg.training
+    train = split == "train"
+    reqs = d.train_requirements if train else d.val_requirements
+    if frame_ids is None:
+        frame_ids = t.frame_ids if train else (0,)
+    return DDADDataset(
+        d.data_path, split, d.cameras, t.height, t.width, frame_ids=frame_ids,
+        with_depth="gt_depth" in reqs, color_jitter=t.color_jitter if train else None,
+        mask_path=(mask_path if mask_path is not None else d.mask_path) if "mask" in reqs else None,
+        gt_cache=d.gt_cache, skip_broken=skip_broken,
+    )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build or update the project's virtual environment (`make install` runs this).
 #
-#   tools/install.sh [VENV]      (default VENV: .venv in the repository root)
+#   tools/install.sh [--check] [VENV]   (default VENV: .venv in the repository root)
+#   --check: exit 0 when VENV is up to date, 1 when `make install` would change it; installs nothing.
 #
 # 1. python3 -m venv VENV (PYTHON=... picks another interpreter; Python 3.11 is the tested one)
 # 2. pip install -r requirements.txt (torch/torchvision resolve from local wheel files where the
@@ -12,6 +13,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CHECK=0
+if [[ "${1:-}" == "--check" ]]; then CHECK=1; shift; fi
 VENV="${1:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.vfdepth-install.sha256"
@@ -30,6 +33,10 @@ want="$(inputs_hash)"
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
     echo "install: $VENV is up to date"
     exit 0
+fi
+if [[ $CHECK == 1 ]]; then
+    echo "install: $VENV is missing or out of date (run make install)"
+    exit 1
 fi
 
 start=$(date +%s)

@@ -114,6 +114,8 @@ class TrainingConfig:
     # many epochs (0 = never).
     max_bad_steps: int = 20
     val_every_epochs: int = 1
+    val_every_steps: Optional[int] = None  # also every this many steps (learning curves)
+    checkpoint_minutes: float = 10.0  # rewrite <run>/checkpoints/latest.pt at least this often
 
 
 @dataclass(frozen=True)

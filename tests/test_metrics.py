@@ -198,3 +198,21 @@ def test_trajectory_errors_rotation_error_per_metre():
         trajectory_errors(est, gt[:2])
     tr = trajectory_errors([torch.from_numpy(T) for T in gt], gt)
     assert tr["ate_rmse_m"] < 1e-9
+
+
+def test_constant_baseline_protocol_minimises_mean_abs_rel():
+    from vfdepth_core.metrics import constant_baseline_protocol
+
+    rng = np.random.default_rng(1)
+    imgs = [rng.uniform(3, 40, size=n) for n in (5, 50, 17)] + [np.zeros(0)]
+    res = constant_baseline_protocol(imgs)
+    assert res["images"] == 3
+
+    def score(c):
+        return np.mean([np.mean(np.abs(g - c) / g) for g in imgs if g.size])
+
+    best = min(score(c) for c in np.linspace(1, 50, 4000))
+    assert res["metric"]["abs_rel"] == pytest.approx(score(res["metric"]["value_m"]))
+    assert res["metric"]["abs_rel"] <= best + 1e-9
+    expect_med = np.mean([np.mean(np.abs(g - np.median(g)) / g) for g in imgs if g.size])
+    assert res["median"]["abs_rel"] == pytest.approx(expect_med)

@@ -223,6 +223,30 @@ def constant_depth_baseline(gt_values: np.ndarray) -> dict:
     return out
 
 
+def constant_baseline_protocol(gt_per_image: Sequence[np.ndarray]) -> dict:
+    """Best constant-depth predictors scored with the protocol's averaging (mean over sample-cameras).
+
+    gt_per_image: one 1-D array of valid GT depths (m) per sample and camera (empty ones are skipped).
+    Returns ``{"metric": {"value_m": c, <7 errors>}, "median": {<7 errors>}}``: "metric" is the single
+    constant that minimises the protocol's mean abs_rel (a weighted median), "median" is what median
+    scaling makes of any constant prediction (each image predicted at its own GT median).
+    """
+    arrs = [np.asarray(g, dtype=np.float64).reshape(-1) for g in gt_per_image]
+    arrs = [g for g in arrs if g.size]
+    if not arrs:
+        raise ValueError("constant_baseline_protocol needs at least one non-empty GT array")
+    vals = np.concatenate(arrs)
+    weights = np.concatenate([np.full(g.size, 1.0 / g.size) for g in arrs]) / vals
+    order = np.argsort(vals)
+    cw = np.cumsum(weights[order])
+    c = float(vals[order][np.searchsorted(cw, 0.5 * cw[-1])])
+    metric = np.mean([depth_errors(torch.from_numpy(g), torch.full_like(torch.from_numpy(g), c)).numpy()
+                      for g in arrs], axis=0)
+    median = np.mean([depth_errors(torch.from_numpy(g), torch.full_like(torch.from_numpy(g), float(np.median(g))))
+                      .numpy() for g in arrs], axis=0)
+    return {"metric": {"value_m": c, **_row(metric)}, "median": _row(median), "images": len(arrs)}
+
+
 # --------------------------------------------------------------------------------------------------
 # Odometry
 
@@ -322,6 +346,7 @@ __all__ = [
     "DEPTH_METRICS",
     "SCALINGS",
     "DepthMetricAccumulator",
+    "constant_baseline_protocol",
     "constant_depth_baseline",
     "depth_errors",
     "evaluate_depth",

@@ -1,0 +1,220 @@
+"""Inference API: load a checkpoint, predict metric depth, ego motion and virtual-view depth.
+
+    pred = Predictor.from_checkpoint("results/run/weights/last.pt", device=None, amp="none")
+    out = pred.predict(images, K, T_ego_cam, prev_images=prev, virtual=VirtualCamera(K_v, T_ego_v))
+    out.depth              # (B, N, 1, H, W) metres at the network resolution
+    out.T_egoprev_egocur   # (B, 4, 4) vehicle motion, current vehicle frame -> previous one
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vfdepth_core import geometry as geo
+from vfdepth_core.checkpoint import load_checkpoint
+from vfdepth_core.config import Config, ConfigError, config_from_dict
+from vfdepth_core.geometry import ShapeError
+from vfdepth_core.model import VFDepth
+
+logger = logging.getLogger(__name__)
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class VirtualCamera:
+    """Virtual views: K (V, 3, 3) at the network resolution and T_ego_cam (V, 4, 4) camera -> vehicle."""
+
+    K: Tensor
+    T_ego_cam: Tensor
+
+
+@dataclass
+class Prediction:
+    """depth (B, N, 1, H, W) m; K (B, N, 3, 3) at H x W; T_egoprev_egocur (B, 4, 4) or None;
+    virtual_depth (B, V, 1, H, W) or None; timings in milliseconds."""
+
+    depth: Tensor
+    K: Tensor
+    T_egoprev_egocur: Optional[Tensor] = None
+    virtual_depth: Optional[Tensor] = None
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(device=None) -> torch.device:
+    """None -> CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _as_tensor(name: str, x) -> Tensor:
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    return x
+
+
+class Predictor:
+    """Runs a :class:`VFDepth` on raw camera images of any size (see the module docstring)."""
+
+    def __init__(self, cfg: Config, model: Optional[VFDepth] = None, device=None, amp: str = "none"):
+        if amp not in AMP_DTYPES:
+            raise ConfigError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
+        self.cfg = cfg
+        self.device = resolve_device(device)
+        if model is None:
+            logger.warning("Predictor without a checkpoint: the network has random weights (depth is meaningless)")
+            model = VFDepth(cfg)
+        self.model = model.to(self.device).eval()
+        self.amp = amp
+        self.num_cams = len(cfg.data.cameras)
+        self.hw = (cfg.training.height, cfg.training.width)
+
+    @classmethod
+    def from_checkpoint(cls, path, device=None, amp: str = "none") -> "Predictor":
+        """Build the model from the config stored in the checkpoint and load its weights."""
+        ck = load_checkpoint(path, map_location="cpu")
+        cfg = config_from_dict(ck["config"], source=str(path), name=ck.get("config_name") or "default")
+        model = VFDepth(cfg, load_imagenet=False)
+        model.load_state_dict(ck["model"])
+        return cls(cfg, model, device=device, amp=amp)
+
+    # ---- input checks -----------------------------------------------------------------------------
+
+    def _images(self, name: str, x, batch: Optional[int] = None) -> Tensor:
+        x = _as_tensor(name, x)
+        given = tuple(x.shape)
+        N = self.num_cams
+        if x.dim() == 4:
+            x = x[None]
+        if x.dim() != 5 or x.shape[1] != N or x.shape[2] != 3 or x.shape[3] < 2 or x.shape[4] < 2:
+            raise ShapeError(f"{name} must have shape ({N}, 3, H, W) or (B, {N}, 3, H, W) for the config's {N} "
+                             f"cameras, RGB channels first, got {given}")
+        if batch is not None and x.shape[0] != batch:
+            raise ShapeError(f"{name} has batch {x.shape[0]}, expected {batch} like images")
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        elif x.is_floating_point():
+            x = x.float()
+        else:
+            raise ValueError(f"{name} must be uint8 or float in [0, 1], got {x.dtype}")
+        return x
+
+    def _calib(self, name: str, x, B: int, tail, N: Optional[int] = None) -> Tensor:
+        x = _as_tensor(name, x)
+        given = tuple(x.shape)
+        N = self.num_cams if N is None else N
+        want = (N, *tail)
+        if x.dim() == len(want):
+            x = x[None]
+        if x.dim() != len(want) + 1 or tuple(x.shape[1:]) != want or x.shape[0] not in (1, B):
+            raise ShapeError(f"{name} must have shape {want} or (B, {', '.join(map(str, want))}), got {given}")
+        if not x.is_floating_point():
+            x = x.double()
+        geo.check_finite(name, x)
+        return x.expand(B, *want).to(torch.float64)
+
+    def _check_K(self, name: str, K: Tensor) -> None:
+        if (K[..., 0, 0] <= 0).any() or (K[..., 1, 1] <= 0).any():
+            raise ValueError(f"{name}: focal lengths K[..., 0, 0] and K[..., 1, 1] must be positive")
+
+    # ---- prediction -------------------------------------------------------------------------------
+
+    def _autocast(self):
+        dt = AMP_DTYPES[self.amp]
+        if dt is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dt)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @torch.no_grad()
+    def predict(self, images, K, T_ego_cam, prev_images=None, virtual: Optional[VirtualCamera] = None,
+                mask=None) -> Prediction:
+        """Depth of every camera (+ ego motion with prev_images, + virtual-view depth with `virtual`).
+
+        images (N, 3, H0, W0) or (B, N, 3, H0, W0), uint8 RGB or float [0, 1]; K (..., N, 3, 3) for the images as
+        given; T_ego_cam (..., N, 4, 4); prev_images like images; mask (..., N, 1, H0, W0) 1 = valid pixel.
+        """
+        t0 = time.perf_counter()
+        imgs = self._images("images", images)
+        B, N, _, H0, W0 = imgs.shape
+        K = self._calib("K", K, B, (3, 3))
+        self._check_K("K", K)
+        T = self._calib("T_ego_cam", T_ego_cam, B, (4, 4))
+        prev = self._images("prev_images", prev_images, B) if prev_images is not None else None
+        if prev is not None and prev.shape[-2:] != (H0, W0):
+            raise ShapeError(f"prev_images must have the size of images ({H0}x{W0}), got {tuple(prev.shape[-2:])}")
+        if mask is not None:
+            mask = _as_tensor("mask", mask).float()
+            if mask.dim() == 4:
+                mask = mask[None]
+            if mask.dim() != 5 or tuple(mask.shape[1:3]) != (N, 1) or mask.shape[0] not in (1, B):
+                raise ShapeError(f"mask must have shape ({N}, 1, H, W) or (B, {N}, 1, H, W), got {tuple(mask.shape)}")
+        Kv = Tv = None
+        if virtual is not None:
+            Kv = _as_tensor("virtual.K", virtual.K)
+            V = Kv.shape[-3] if Kv.dim() >= 3 else 0
+            if Kv.dim() not in (3, 4) or V < 1:
+                raise ShapeError(f"virtual.K must have shape (V, 3, 3), got {tuple(Kv.shape)}")
+            Kv = self._calib("virtual.K", Kv, B, (3, 3), N=V)
+            self._check_K("virtual.K", Kv)
+            Tv = self._calib("virtual.T_ego_cam", virtual.T_ego_cam, B, (4, 4), N=V)
+
+        dev = self.device
+        H, W = self.hw
+        K_net = geo.resize_intrinsics(K, (H0, W0), (H, W))
+        imgs = self._resize(imgs.to(dev), H, W)
+        K_dev, T_dev = K_net.float().to(dev), T.float().to(dev)
+        mask_dev = None
+        if mask is not None:
+            mask_dev = F.interpolate(mask.to(dev).expand(B, *mask.shape[1:]).flatten(0, 1), size=(H, W),
+                                     mode="nearest").reshape(B, N, 1, H, W)
+        extra = (Kv.float().to(dev), Tv.float().to(dev)) if Kv is not None else None
+        self._sync()
+        t1 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3}
+        m = self.model
+        with self._autocast():
+            lk = m.voxel_lookup(K_dev, T_dev, mask_dev, (H, W))
+            disp, disp_v = m.predict_depth(imgs, K_dev, T_dev, mask_dev, extra, lookup=lk)
+            depth = m.to_depth(disp, K_dev)
+            vdepth = m.to_depth(disp_v, extra[0]) if disp_v is not None else None
+            self._sync()
+            t2 = time.perf_counter()
+            timings["depth"] = (t2 - t1) * 1e3
+            T_ego = None
+            if prev is not None:
+                prev_dev = self._resize(prev.to(dev), H, W)
+                T_c0cur_c0prev = m.predict_pose(prev_dev, imgs, K_dev, T_dev, mask_dev, lookup=lk)
+                T_c0prev_c0cur = geo.invert_transform(T_c0cur_c0prev)
+                T_ego = geo.camera_motion_to_ego(T_c0prev_c0cur, T_dev[:, 0])
+                self._sync()
+                timings["pose"] = (time.perf_counter() - t2) * 1e3
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        return Prediction(depth=depth.float(), K=K_net.float().to(dev), T_egoprev_egocur=T_ego,
+                          virtual_depth=vdepth.float() if vdepth is not None else None, timings=timings)
+
+    @staticmethod
+    def _resize(x: Tensor, H: int, W: int) -> Tensor:
+        B, N = x.shape[:2]
+        if tuple(x.shape[-2:]) == (H, W):
+            return x
+        y = F.interpolate(x.flatten(0, 1), size=(H, W), mode="bilinear", align_corners=False, antialias=True)
+        return y.reshape(B, N, 3, H, W).clamp(0, 1)
+
+
+__all__ = ["Prediction", "Predictor", "VirtualCamera", "resolve_device"]

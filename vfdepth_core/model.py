@@ -1,0 +1,219 @@
+"""VFDepth: the depth and pose networks driven together on a surround-view batch.
+
+    model = VFDepth(cfg)
+    out = model(batch)          # batch = a collated dataset sample dict (docs/ARCHITECTURE.md)
+    out.depth                   # (B, N, 1, H, W) metres
+    out.T_src_tgt[-1]           # (B, N, 4, 4) camera motion, frame-0 points -> frame -1 camera
+
+Rig look-ups are cached in ``model.rig_cache`` (set ``model.rig_cache.enabled = False`` to rebuild them
+every call).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vfdepth_core import geometry as geo
+from vfdepth_core.config import Config, ConfigError
+from vfdepth_core.nn.depth import FusedDepthNet
+from vfdepth_core.nn.fusion import RigCache, VoxelLookup, build_ray_grid, build_voxel_lookup
+from vfdepth_core.nn.pose import FusedPoseNet
+
+logger = logging.getLogger(__name__)
+
+FEATURE_STRIDE = 8  # fusion happens on 1/8-scale features (fusion_level 2)
+
+
+@dataclass
+class ModelOutputs:
+    """What :meth:`VFDepth.forward` returns. Shapes: B batch, N cameras, H x W network resolution.
+
+    disp (B, N, 1, H, W): sigmoid output in [0, 1]; depth (B, N, 1, H, W) metres.
+    T_src_tgt[f] (B, N, 4, 4): per-camera motion, frame-0 camera points -> frame-f camera.
+    T_c0src_c0tgt[f] (B, 4, 4): the canonical (reference camera) motion; T_egosrc_egotgt[f] (B, 4, 4) the
+    vehicle motion. With aug_depth: T_ego_cam_aug (B, N, 4, 4) perturbed extrinsics and disp_aug/depth_aug
+    decoded at those views (intrinsics unchanged).
+    """
+
+    disp: Tensor
+    depth: Tensor
+    T_src_tgt: Dict[int, Tensor] = field(default_factory=dict)
+    T_c0src_c0tgt: Dict[int, Tensor] = field(default_factory=dict)
+    T_egosrc_egotgt: Dict[int, Tensor] = field(default_factory=dict)
+    T_ego_cam_aug: Optional[Tensor] = None
+    disp_aug: Optional[Tensor] = None
+    depth_aug: Optional[Tensor] = None
+
+
+def disp_to_depth(disp: Tensor, K: Tensor, min_depth: float, max_depth: float, focal_length_scale: float) -> Tensor:
+    """Sigmoid disparity (B, N, 1, H, W) -> metric depth: 1 / (1/max + (1/min - 1/max) disp) * fx / scale."""
+    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
+    scaled = min_disp + (max_disp - min_disp) * disp.float()
+    fx = K[..., 0, 0].to(scaled.dtype)[..., None, None, None]
+    return fx / (scaled * focal_length_scale)
+
+
+def augment_extrinsics(T_ego_cam: Tensor, aug_angle_deg: Tuple[float, float, float],
+                       generator: Optional[torch.Generator] = None) -> Tensor:
+    """Randomly rotate every camera about the vehicle origin: T_ego_cam (B, N, 4, 4) -> perturbed copy.
+
+    aug_angle is in DEGREES (roll, pitch, yaw about the vehicle x, y, z axes); each angle is drawn
+    uniformly from [-a/2, a/2], the released code's range. (The released code fed these degree values to
+    a routine that expects radians; we convert them.)
+    """
+    B, N = T_ego_cam.shape[:2]
+    r = torch.rand(B, N, 3, generator=generator, dtype=torch.float64).to(T_ego_cam.device) - 0.5
+    ang = r * torch.tensor(aug_angle_deg, dtype=torch.float64, device=T_ego_cam.device)
+    R = geo.euler_to_rotmat(ang[..., 0], ang[..., 1], ang[..., 2], degrees=True).to(T_ego_cam.dtype)
+    T_rot = geo.make_transform(R, torch.zeros(B, N, 3, dtype=T_ego_cam.dtype, device=T_ego_cam.device))
+    return T_rot @ T_ego_cam
+
+
+class VFDepth(nn.Module):
+    """Depth net + pose net of VFDepth (Kim et al., NeurIPS 2022), configured by ``cfg.model``/``cfg.training``.
+
+    ``load_imagenet=False`` skips the ImageNet weights file (used when a checkpoint is loaded next).
+    """
+
+    def __init__(self, cfg: Config, load_imagenet: bool = True):
+        super().__init__()
+        m, t = cfg.model, cfg.training
+        if m.depth_model != "fusion" or m.pose_model != "fusion":
+            raise ConfigError("model.depth_model/pose_model: only 'fusion' (VFDepth) is implemented; "
+                              "the per-camera 'fsm' baseline is not")
+        if m.fusion_level != 2 or m.use_skips:
+            raise ConfigError("model.fusion_level must be 2 and model.use_skips false (the paper's VFDepth)")
+        if m.num_layers != 18:
+            raise ConfigError(f"model.num_layers: only 18 (ResNet-18) is implemented, got {m.num_layers}")
+        if tuple(t.scales) != (0,):
+            raise ConfigError(f"training.scales: only (0,) is implemented (the paper's setting), got {t.scales}")
+        self.cfg = cfg
+        self.grid = geo.VoxelGrid(tuple(m.voxel_size), tuple(m.voxel_unit_size), tuple(m.voxel_str_p))
+        wp = m.weights_path if load_imagenet else None
+        wi = m.weights_init and load_imagenet
+        self.depth_net = FusedDepthNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim,
+                                       voxel_pre_dim=m.voxel_pre_dim[-1], proj_d_bins=m.proj_d_bins,
+                                       weights_path=wp, weights_init=wi)
+        self.pose_net = FusedPoseNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim, weights_path=wp,
+                                     weights_init=wi)
+        self.rig_cache = RigCache()
+        self.height, self.width = t.height, t.width
+        self.depth_bins = torch.linspace(m.proj_d_str, m.proj_d_end, m.proj_d_bins)
+
+    # ---- rig look-ups -----------------------------------------------------------------------------
+
+    def _feat_geometry(self, K: Tensor, hw: Tuple[int, int]) -> Tuple[Tensor, int, int]:
+        H, W = hw
+        h, w = H // FEATURE_STRIDE, W // FEATURE_STRIDE
+        return geo.resize_intrinsics(K, (H, W), (h, w)), h, w
+
+    def voxel_lookup(self, K: Tensor, T_ego_cam: Tensor, mask: Optional[Tensor], hw: Tuple[int, int]) -> VoxelLookup:
+        """Cached voxel -> pixel look-up for K (B, N, 3, 3) at image size hw, T_ego_cam, mask (B, N, 1, H, W)."""
+        K8, h, w = self._feat_geometry(K, hw)
+        mask8 = None
+        if mask is not None:
+            mask8 = F.interpolate(mask.flatten(0, 1).float(), size=(h, w), mode="area").reshape(*mask.shape[:2], 1, h, w)
+        extra = (h, w, str(K.device), str(K.dtype))
+        return self.rig_cache.get("voxels", (K8, T_ego_cam, mask8), extra,
+                                  lambda: build_voxel_lookup(self.grid, K8, T_ego_cam, mask8, h, w))
+
+    def ray_grid(self, K: Tensor, T_ego_cam: Tensor, hw: Tuple[int, int], cache: bool = True) -> Tensor:
+        """Cached ray sample grid (B, N*D, H/8, W/8, 3) of views with K (B, N, 3, 3) at hw and T_ego_cam."""
+        K8, h, w = self._feat_geometry(K, hw)
+
+        def build():
+            return build_ray_grid(self.grid, K8, T_ego_cam, h, w, self.depth_bins.to(K.device))
+
+        if not cache:
+            return build()
+        return self.rig_cache.get("rays", (K8, T_ego_cam), (h, w, str(K.device), str(K.dtype)), build)
+
+    # ---- networks ---------------------------------------------------------------------------------
+
+    def to_depth(self, disp: Tensor, K: Tensor) -> Tensor:
+        """Sigmoid disparity (B, N, 1, H, W) + K at H x W -> depth in metres."""
+        t = self.cfg.training
+        return disp_to_depth(disp, K, t.min_depth, t.max_depth, t.focal_length_scale)
+
+    def predict_depth(self, images: Tensor, K: Tensor, T_ego_cam: Tensor, mask: Optional[Tensor] = None,
+                      extra_views: Optional[Tuple[Tensor, Tensor]] = None,
+                      lookup: Optional[VoxelLookup] = None, cache_extra: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
+        """Disparity of the N cameras and, optionally, of extra views decoded from the same volume.
+
+        images (B, N, 3, H, W) in [0, 1]; K (B, N, 3, 3) at H x W; T_ego_cam (B, N, 4, 4); mask (B, N, 1, H, W).
+        extra_views: (K_v (B, V, 3, 3) at H x W, T_ego_v (B, V, 4, 4)). Returns disp (B, N, 1, H, W) and
+        disp of the extra views (B, V, 1, H, W) or None. cache_extra=False for one-off (random) views.
+        """
+        B, N, _, H, W = images.shape
+        lk = lookup if lookup is not None else self.voxel_lookup(K, T_ego_cam, mask, (H, W))
+        feats = self.depth_net.encode(images)
+        volume = self.depth_net.fuse(feats, lk)
+        grid = self.ray_grid(K, T_ego_cam, (H, W))
+        n_views = N
+        if extra_views is not None:
+            Kv, Tv = extra_views
+            grid = torch.cat([grid, self.ray_grid(Kv, Tv, (H, W), cache=cache_extra)], 1)
+            n_views += Kv.shape[1]
+        disp = self.depth_net.decode_views(volume, grid, n_views)
+        return disp[:, :N], (disp[:, N:] if extra_views is not None else None)
+
+    def predict_pose(self, images_early: Tensor, images_late: Tensor, K: Tensor, T_ego_cam: Tensor,
+                     mask: Optional[Tensor] = None, lookup: Optional[VoxelLookup] = None) -> Tensor:
+        """Reference-camera motion T_clate_cearly (B, 4, 4) from two frames (B, N, 3, H, W) in temporal order."""
+        H, W = images_early.shape[-2:]
+        lk = lookup if lookup is not None else self.voxel_lookup(K, T_ego_cam, mask, (H, W))
+        axis_angle, translation = self.pose_net(images_early, images_late, lk)
+        return geo.pose_vec_to_transform(axis_angle.float(), translation.float())
+
+    def forward(self, inputs: dict) -> ModelOutputs:
+        """inputs: a collated sample batch (image_aug (B, F, N, 3, H, W), K, T_ego_cam, mask)."""
+        images = inputs.get("image_aug", inputs.get("image"))
+        geo.check_shape("inputs['image_aug']", images, (None, None, 3, None, None), min_dims=6)
+        K, T = inputs["K"], inputs["T_ego_cam"]
+        geo.check_shape("inputs['K']", K, (images.shape[2], 3, 3), min_dims=4)
+        geo.check_shape("inputs['T_ego_cam']", T, (images.shape[2], 4, 4), min_dims=4)
+        mask = inputs.get("mask")
+        frame_ids = tuple(self.cfg.training.frame_ids)
+        idx = {f: i for i, f in enumerate(frame_ids)}
+        H, W = images.shape[-2:]
+        lk = self.voxel_lookup(K, T, mask, (H, W))
+
+        aug = None
+        if self.cfg.training.aug_depth:
+            T_aug = augment_extrinsics(T, self.cfg.training.aug_angle)
+            aug = (K, T_aug)
+        disp, disp_aug = self.predict_depth(images[:, idx[0]], K, T, mask, aug, lookup=lk, cache_extra=False)
+        out = ModelOutputs(disp=disp, depth=self.to_depth(disp, K))
+        if aug is not None:
+            out.T_ego_cam_aug, out.disp_aug, out.depth_aug = aug[1], disp_aug, self.to_depth(disp_aug, K)
+
+        for f in frame_ids:
+            if f == 0:
+                continue
+            if f < 0:  # frames go in temporal order; invert to get frame-0 -> frame-f
+                T_c0src_c0tgt = geo.invert_transform(self.predict_pose(images[:, idx[f]], images[:, idx[0]], K, T,
+                                                                       lookup=lk))
+            else:
+                T_c0src_c0tgt = self.predict_pose(images[:, idx[0]], images[:, idx[f]], K, T, lookup=lk)
+            out.T_c0src_c0tgt[f] = T_c0src_c0tgt
+            out.T_src_tgt[f] = geo.distribute_motion(T_c0src_c0tgt, T.to(T_c0src_c0tgt.dtype))
+            out.T_egosrc_egotgt[f] = geo.camera_motion_to_ego(T_c0src_c0tgt, T[:, 0].to(T_c0src_c0tgt.dtype))
+        return out
+
+    def num_parameters(self) -> Dict[str, int]:
+        """Parameter counts per block (depth net, pose net and their parts)."""
+        c = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
+        d, p = self.depth_net, self.pose_net
+        return {
+            "depth_net": c(d), "depth.encoder": c(d.encoder), "depth.conv1x1": c(d.aggregate),
+            "depth.fusion_overlap": c(d.fusion.conv_overlap), "depth.fusion_single": c(d.fusion.conv_single),
+            "depth.reduce_dim": c(d.reduce_dim), "depth.decoder": c(d.decoder),
+            "pose_net": c(p), "pose.encoder": c(p.encoder), "pose.conv1x1": c(p.aggregate),
+            "pose.reduce_dim": c(p.reduce_dim), "pose.pose_head": c(p.pose_head), "total": c(self),
+        }

@@ -1,0 +1,63 @@
+"""VFDepth pose network: two frames per camera -> averaged voxel features -> BEV -> one canonical motion."""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from vfdepth_core import geometry as geo
+from vfdepth_core.nn.encoder import FeatureAggregator, ResNetEncoder, conv_block
+from vfdepth_core.nn.fusion import VolumetricFusion, VoxelLookup, bev_from_volume
+
+TRANSLATION_LIMIT_M = 4.0
+
+
+class PoseHead(nn.Module):
+    """1x1 squeeze to 256 + ReLU, two stride-2 3x3 convs + ReLU, 1x1 conv to 6, spatial mean, x0.01.
+
+    forward(x (B, C, h, w)) -> axis-angle (B, 3) radians, translation (B, 3) metres.
+    """
+
+    def __init__(self, in_dim: int = 128, width: int = 256, stride: int = 2):
+        super().__init__()
+        self.squeeze = nn.Conv2d(in_dim, width, 1)
+        self.pose0 = nn.Conv2d(width, width, 3, stride, 1)
+        self.pose1 = nn.Conv2d(width, width, 3, stride, 1)
+        self.pose2 = nn.Conv2d(width, 6, 1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        x = self.relu(self.squeeze(x))
+        x = self.relu(self.pose0(x))
+        x = self.relu(self.pose1(x))
+        out = 0.01 * self.pose2(x).mean(dim=(2, 3))
+        return out[:, :3], out[:, 3:]
+
+
+class FusedPoseNet(nn.Module):
+    """Canonical (reference camera) motion from two surround frames given in temporal order."""
+
+    def __init__(self, grid: geo.VoxelGrid, *, fusion_feat_in_dim: int = 256, weights_path: Optional[str] = None,
+                 weights_init: bool = True):
+        super().__init__()
+        self.encoder = ResNetEncoder(2, weights_path, weights_init)
+        self.aggregate = FeatureAggregator(fusion_feat_in_dim)
+        self.fusion = VolumetricFusion(grid, fusion_feat_in_dim, mode="pose")
+        bev_dim = (fusion_feat_in_dim + 1) * grid.size[2]
+        self.reduce_dim = nn.Sequential(conv_block(bev_dim, 256, 3, stride=2),
+                                        conv_block(256, ResNetEncoder.num_ch_enc[2], 3, stride=2))
+        self.pose_head = PoseHead(ResNetEncoder.num_ch_enc[2])
+
+    def forward(self, images_early: Tensor, images_late: Tensor, lk: VoxelLookup) -> Tuple[Tensor, Tensor]:
+        """images (B, N, 3, H, W) of the earlier and later frame -> axis-angle (B, 3), translation (B, 3),
+        the reference camera's motion T_clate_cearly (earlier-frame points -> later frame), translation
+        clamped to +-4 m."""
+        B, N = images_early.shape[:2]
+        x = torch.cat([images_early, images_late], 2).flatten(0, 1)
+        f = self.aggregate(self.encoder(x))
+        f = f.reshape(B, N, *f.shape[1:])
+        bev = bev_from_volume(self.fusion(f, lk))
+        axis_angle, translation = self.pose_head(self.reduce_dim(bev))
+        return axis_angle, translation.clamp(-TRANSLATION_LIMIT_M, TRANSLATION_LIMIT_M)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -212,7 +213,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             f = float(value)
         except ValueError:
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:
@@ -229,36 +230,52 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
+def _build(cls: type, data: Any, source: str, section: str = "") -> Any:
+    """Instantiate dataclass `cls` from `data`; errors read '<source>: ... key '<section>.<key>' ...'."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+        what = f"section '{section}'" if section else "the top level"
+        raise ConfigError(f"{source}: {what} must be a mapping of keys, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
     kwargs = {}
     for key, value in data.items():
+        dotted = f"{section}.{key}" if section else str(key)
         if key not in known or key == "name":
+            where = f"known keys in {section}" if section else "known sections"
             raise ConfigError(
-                f"{where}: unknown key '{key}' (known keys: {', '.join(k for k in known if k != 'name')})"
+                f"{source}: unknown key '{dotted}' ({where}: {', '.join(k for k in known if k != 'name')})"
             )
         tp = hints[key]
         if is_dataclass(tp):
-            kwargs[key] = _build(tp, value, f"{where}.{key}" if where else key)
+            kwargs[key] = _build(tp, value, source, dotted)
         else:
-            kwargs[key] = _coerce(value, tp, f"{where} key '{key}'")
+            kwargs[key] = _coerce(value, tp, f"{source}: key '{dotted}'")
     return cls(**kwargs)
 
 
 def _set_path(tree: dict, dotted: str, raw_value: str, source: str) -> None:
+    """Apply one `section.key=value` override to the YAML tree; unknown keys are named here."""
     parts = dotted.split(".")
     if len(parts) != 2:
-        raise ConfigError(f"{source}: override '{dotted}' must be <section>.<key>, e.g. training.learning_rate")
+        raise ConfigError(f"override '{dotted}' must be <section>.<key>=<value>, e.g. training.learning_rate=2e-4")
     section, key = parts
-    tree.setdefault(section, {})
-    if tree[section] is None:
+    sections = {f.name: f for f in fields(Config) if f.name != "name"}
+    if section not in sections:
+        raise ConfigError(f"override '{dotted}': unknown section '{section}' (known sections: {', '.join(sections)})")
+    section_cls = typing.get_type_hints(Config)[section]
+    keys = [f.name for f in fields(section_cls)]
+    if key not in keys:
+        raise ConfigError(f"override '{dotted}': unknown key '{dotted}' (known keys in {section}: {', '.join(keys)})")
+    if tree.get(section) is None:
         tree[section] = {}
-    tree[section][key] = yaml.safe_load(raw_value) if raw_value != "" else ""
+    if not isinstance(tree[section], dict):
+        raise ConfigError(f"{source}: section '{section}' must be a mapping of keys, got {type(tree[section]).__name__}")
+    try:
+        tree[section][key] = yaml.safe_load(raw_value) if raw_value != "" else ""
+    except yaml.YAMLError:
+        raise ConfigError(f"override '{dotted}={raw_value}': the value is not valid YAML (quote it or fix the brackets)") from None
 
 
 def config_from_dict(tree: dict, source: str = "<dict>", name: str = "default") -> Config:
@@ -289,7 +306,8 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"{p}: broken YAML{at}: {getattr(exc, 'problem', exc)}") from None
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
+            raise ConfigError(f"{p}: broken YAML{at}: {problem}") from None
     for ov in overrides:
         if "=" not in ov:
             raise ConfigError(f"override '{ov}' must look like section.key=value")

@@ -312,10 +312,14 @@ def normalize_pixels(uv: Tensor, H: int, W: int) -> Tensor:
     return torch.stack([x, y], dim=-1)
 
 
-def in_image(uv: Tensor, z: Tensor, H: int, W: int, eps: float = 1e-3) -> Tensor:
-    """Validity (*, P) bool: in front of the camera and inside [0, W-1] x [0, H-1]."""
+def in_image(uv: Tensor, z: Tensor, H: int, W: int, eps: float = 1e-3, margin_px: float = 1e-3) -> Tensor:
+    """Validity (*, P) bool: in front of the camera (z > eps) and inside [0, W-1] x [0, H-1].
+
+    `margin_px` absorbs round-off (K^-1 then K puts a border pixel at W-1+1e-12): border pixels stay valid.
+    """
     u, v = uv[..., 0, :], uv[..., 1, :]
-    return (z[..., 0, :] > eps) & (u >= 0) & (u <= W - 1) & (v >= 0) & (v <= H - 1)
+    m = margin_px
+    return (z[..., 0, :] > eps) & (u >= -m) & (u <= W - 1 + m) & (v >= -m) & (v <= H - 1 + m)
 
 
 def sample_image(img: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> Tensor:

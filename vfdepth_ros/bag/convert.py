@@ -200,7 +200,11 @@ def ddad_recording(ddad_json: str | Path, split: str = "val", scene: int = 0, ca
                         return np.asarray(z["data"], dtype=np.float32)
                 except (OSError, KeyError, ValueError) as exc:
                     raise BagError(f"{path}: cannot read LIDAR points ({exc})") from None
-            events.append(Event(ddad_stamp_ns(d, d["datum"]["point_cloud"]["filename"]), "lidar", load_pc))
+            t_lidar = ddad_stamp_ns(d, d["datum"]["point_cloud"]["filename"])
+            events.append(Event(t_lidar, "lidar", load_pc))
+            # the LIDAR pose is world-from-vehicle at the sweep's stamp: ground truth there too
+            T_world_ego_l = _dgp_pose(d["datum"]["point_cloud"]["pose"])
+            events.append(Event(t_lidar, "ego", (lambda T=T_world_ego_l: T)))
     return Recording(specs, events, T_ego_lidar, f"DDAD {ddad_json} split {split} scene {scene} ({scene_json.name})",
                      {"dataset": "ddad", "scene": scene_json.parent.name})
 

@@ -1,0 +1,217 @@
+"""nuScenes surround-view samples through the nuscenes-devkit.
+
+* A sample is a key frame: the six ``CAM_*`` sample_data of one ``sample`` (config names ``cam_front``
+  -> channel ``CAM_FRONT``).
+* Context frames -1/+1 follow each camera's own sample_data ``prev``/``next`` (sweeps, about 12 Hz);
+  training samples lacking them are skipped.
+* ``T_ego_cam`` comes from each camera's ``calibrated_sensor`` (translation, rotation w,x,y,z).
+* nuScenes stamps every sample_data with its own ``ego_pose`` (the cameras fire tens of ms apart as the
+  LIDAR sweeps). The sample dict has one vehicle pose per frame: ``T_world_ego[f]`` is the ego pose of the
+  FIRST configured camera (the front camera) at frame f. Depth ground truth does not use that
+  approximation: LIDAR_TOP points (``.pcd.bin``, float32 x5) go lidar -> ego (LIDAR time) -> world ->
+  ego (that camera's time) -> camera.
+* Splits: a text file of scene names (``data.train_split`` / ``data.val_split``), else
+  ``<dataroot>/splits/<split>.txt`` when present (written by the synthetic writer), else the devkit's
+  official split for the version when its scenes are present, else a deterministic split of the sorted
+  scene names (every fifth scene is val, at least one when there are two or more).
+* Self-occlusion masks: one static mask per camera, ``<mask_path>/<CAM_X>_mask.png`` (or a set folder).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from vfdepth_core.datasets.common import (DatasetError, FrameRef, SampleRef, SurroundDataset, invert_np,
+                                          transform_np)
+
+logger = logging.getLogger(__name__)
+
+_TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose", "log",
+           "scene", "sample", "sample_data", "sample_annotation", "map")
+
+
+def _pose(rec: dict) -> np.ndarray:
+    from vfdepth_core.datasets.common import quat_pose_to_matrix
+
+    r, t = rec["rotation"], rec["translation"]
+    return quat_pose_to_matrix({"qw": r[0], "qx": r[1], "qy": r[2], "qz": r[3]}, {"x": t[0], "y": t[1], "z": t[2]})
+
+
+def read_pcd_bin(path: str) -> np.ndarray:
+    """nuScenes LIDAR .pcd.bin (float32 x5: x, y, z, intensity, ring) -> (P, 4) float32 in the sensor frame."""
+    if not os.path.isfile(path):
+        raise DatasetError(f"LIDAR file not found: {path}")
+    raw = np.fromfile(path, dtype=np.float32)
+    if raw.size % 5:
+        raise DatasetError(f"LIDAR file truncated or not float32 x5: {path} ({raw.size} floats)")
+    return raw.reshape(-1, 5)[:, :4]
+
+
+def _read_split_file(path: str) -> List[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"scene split file not found: {p} (fix data.train_split / data.val_split)")
+    return [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def open_nuscenes(dataroot: str | Path, version: str):
+    """NuScenes(version, dataroot) with the devkit's failures turned into one-line DatasetErrors."""
+    root = Path(dataroot)
+    tdir = root / version
+    if not tdir.is_dir():
+        raise DatasetError(f"nuScenes table folder not found: {tdir} (fix data.data_path or data.version)")
+    missing = [t for t in _TABLES if not (tdir / f"{t}.json").is_file()]
+    if missing:
+        raise DatasetError(f"{tdir}: missing nuScenes table(s) {', '.join(t + '.json' for t in missing)}")
+    from nuscenes.nuscenes import NuScenes
+
+    try:
+        return NuScenes(version=version, dataroot=str(root), verbose=False)
+    except AssertionError as exc:  # e.g. a missing map file
+        raise DatasetError(f"{root}: nuscenes-devkit cannot open {version}: {exc}") from None
+
+
+class NuScenesDataset(SurroundDataset):
+    """Surround-view samples from a nuScenes dataroot (see the module docstring)."""
+
+    def __init__(self, dataroot: str | Path, version: str, split: str, cameras: Sequence[str], height: int, width: int,
+                 frame_ids: Sequence[int] = (0, -1, 1), with_depth: bool = False,
+                 color_jitter: Optional[Sequence[float]] = None, mask_path: Optional[str] = None,
+                 gt_cache: Optional[str] = None, skip_broken: bool = False, split_file: Optional[str] = None,
+                 nusc=None):
+        super().__init__(height=height, width=width, frame_ids=frame_ids, with_depth=with_depth,
+                         color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken)
+        self.data_root = Path(dataroot)
+        self.cameras = [c.upper() for c in cameras]
+        self.nusc = nusc if nusc is not None else open_nuscenes(dataroot, version)
+        known = {s["channel"] for s in self.nusc.sensor}
+        unknown = [c for c in self.cameras if c not in known]
+        if unknown:
+            raise DatasetError(f"{self.data_root / version}: unknown camera channel(s) {unknown}; sensors are "
+                               f"{sorted(known)} (fix data.cameras)")
+        names = self._split_scenes(split, version, split_file)
+        by_name = {s["name"]: s for s in self.nusc.scene}
+        absent = [n for n in names if n not in by_name]
+        if absent:
+            raise DatasetError(f"split '{split}' names scene(s) absent from {version}: {absent[:5]}")
+        for n in names:
+            self._add_scene(by_name[n])
+        logger.info("nuScenes %s: %d samples from %d scenes", split, len(self.refs), len(names))
+
+    def _split_scenes(self, split: str, version: str, split_file: Optional[str]) -> List[str]:
+        if split_file:
+            return _read_split_file(split_file)
+        auto = self.data_root / "splits" / f"{split}.txt"
+        if auto.is_file():
+            return _read_split_file(str(auto))
+        all_names = sorted(s["name"] for s in self.nusc.scene)
+        try:
+            from nuscenes.utils.splits import create_splits_scenes
+
+            official = create_splits_scenes(verbose=False)
+            key = {"v1.0-mini": {"train": "mini_train", "val": "mini_val"}}.get(version, {"train": "train", "val": "val"})
+            official = set(official[key[split]]) if split in key else set()
+            names = [n for n in all_names if n in official]
+            if names:
+                return names
+        except Exception:  # pragma: no cover - devkit without splits
+            pass
+        val = [n for i, n in enumerate(all_names) if i % 5 == 4]
+        if not val and len(all_names) > 1:
+            val = [all_names[-1]]
+        if split == "val":
+            return val
+        if split == "train":
+            return [n for n in all_names if n not in val]
+        raise DatasetError(f"no '{split}' split for {version}: pass a scene list file (data.val_split)")
+
+    def _read_lidar_file(self, path: str) -> np.ndarray:
+        return read_pcd_bin(path)
+
+    def _add_scene(self, scene: dict) -> None:
+        nusc = self.nusc
+        tok = scene["first_sample_token"]
+        k = 0
+        while tok:
+            sample = nusc.get("sample", tok)
+            tok = sample["next"]
+            k += 1
+            missing = [c for c in self.cameras if c not in sample["data"]]
+            if missing:
+                logger.warning("scene %s sample %s has no %s; skipped", scene["name"], sample["token"], missing)
+                continue
+            sd0 = [nusc.get("sample_data", sample["data"][c]) for c in self.cameras]
+            frames: Dict[int, FrameRef] = {}
+            ok = True
+            for f in self.frame_ids:
+                sds = []
+                for sd in sd0:
+                    cur = sd
+                    for _ in range(abs(f)):
+                        nxt = cur["next"] if f > 0 else cur["prev"]
+                        if not nxt:
+                            cur = None
+                            break
+                        cur = nusc.get("sample_data", nxt)
+                    if cur is None:
+                        ok = False
+                        break
+                    sds.append(cur)
+                if not ok:
+                    break
+                frames[f] = FrameRef([str(self.data_root / s["filename"]) for s in sds],
+                                     [int(s["timestamp"]) * 1000 for s in sds],
+                                     _pose(nusc.get("ego_pose", sds[0]["ego_pose_token"])))
+            if not ok:
+                continue
+            cs = [nusc.get("calibrated_sensor", sd["calibrated_sensor_token"]) for sd in sd0]
+            K = np.stack([np.asarray(c["camera_intrinsic"], dtype=np.float64) for c in cs])
+            if K.shape[1:] != (3, 3):
+                raise DatasetError(f"calibrated_sensor of {self.cameras} lacks a 3x3 camera_intrinsic")
+            T_ego_cam = np.stack([_pose(c) for c in cs])
+            lidar_path, fn = None, None
+            if "LIDAR_TOP" in sample["data"]:
+                lsd = nusc.get("sample_data", sample["data"]["LIDAR_TOP"])
+                lidar_path = str(self.data_root / lsd["filename"])
+                T_ego_lidar = _pose(nusc.get("calibrated_sensor", lsd["calibrated_sensor_token"]))
+                T_world_egol = _pose(nusc.get("ego_pose", lsd["ego_pose_token"]))
+                T_world_egoc = [_pose(nusc.get("ego_pose", sd["ego_pose_token"])) for sd in sd0]
+                fn = self._make_lidar_fn(lidar_path, T_world_egol @ T_ego_lidar, T_world_egoc, T_ego_cam)
+            self.refs.append(SampleRef(scene=scene["name"], sample=sample["token"], frames=frames, K=K,
+                                       T_ego_cam=T_ego_cam, lidar_in_cam=fn, lidar_path=lidar_path))
+
+    def _make_lidar_fn(self, path: str, T_world_lidar: np.ndarray, T_world_egoc: List[np.ndarray],
+                       T_ego_cam: np.ndarray):
+        def lidar_in_cam(n: int) -> np.ndarray:
+            last = getattr(self, "_lidar_last", None)
+            if last is None or last[0] != path:
+                last = (path, read_pcd_bin(path)[:, :3])
+                self._lidar_last = last
+            T_cam_lidar = invert_np(T_ego_cam[n]) @ invert_np(T_world_egoc[n]) @ T_world_lidar
+            return transform_np(T_cam_lidar, last[1])
+
+        return lidar_in_cam
+
+
+def nuscenes_from_config(cfg, split: str, frame_ids: Optional[Sequence[int]] = None,
+                         skip_broken: bool = False) -> NuScenesDataset:
+    """NuScenesDataset from a Config: data.data_path = dataroot, data.version, data.train_split/val_split."""
+    d, t = cfg.data, cfg.training
+    train = split == "train"
+    reqs = d.train_requirements if train else d.val_requirements
+    if frame_ids is None:
+        frame_ids = t.frame_ids if train else (0,)
+    mask_path = d.mask_path
+    if mask_path is None and (Path(d.data_path) / "masks").is_dir():
+        mask_path = str(Path(d.data_path) / "masks")
+    return NuScenesDataset(
+        d.data_path, d.version, split, d.cameras, t.height, t.width, frame_ids=frame_ids,
+        with_depth="gt_depth" in reqs, color_jitter=t.color_jitter if train else None,
+        mask_path=mask_path if "mask" in reqs else None, gt_cache=d.gt_cache, skip_broken=skip_broken,
+        split_file=d.train_split if train else d.val_split,
+    )

@@ -46,12 +46,15 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 rm -f "$STAMP"
+# Some machines' pip configuration lists local index folders that lack most packages; pip warns once
+# per package about each. Drop that noise, keep everything else (exit status kept by pipefail).
+quiet_pip() { "${PIP[@]}" "$@" 2>&1 | sed -u '/is ignored: it is neither a file nor a directory/d'; }
 
 echo "install: pip install -r requirements.txt (first run: a few minutes, about 6 GB)"
-"${PIP[@]}" install --quiet -r requirements.txt
+quiet_pip install --quiet -r requirements.txt
 
 echo "install: pip install --no-deps -e . (vfdepth + node executables)"
-"${PIP[@]}" install --quiet --no-deps --no-build-isolation -e .
+quiet_pip install --quiet --no-deps --no-build-isolation -e .
 
 echo "install: tf2_msgs"
 "$VENV/bin/python" tools/build_tf2_msgs.py

@@ -593,8 +593,9 @@ def novel_view_sweep(depths: Union[ArrayLike, Sequence[Sequence[ArrayLike]]], ro
     blank = np.full((H, W, 3), 255, np.uint8)
     grid = mosaic([t if t is not None else blank for t in tiles], ncols=ncols, labels=labels, pad=pad)
     if title:
-        head = np.full((max(18, H // 6), grid.shape[1], 3), 255, np.uint8)
-        head = draw_label(head, title, (pad, 2), size=max(10, H // 10), color=(0, 0, 0), box=(255, 255, 255))
+        tsize = max(12, H // 7)
+        head = np.full((tsize + 10, grid.shape[1], 3), 255, np.uint8)
+        head = draw_label(head, title, (pad, 2), size=tsize, color=(0, 0, 0), box=(255, 255, 255))
         grid = np.concatenate([head, grid], axis=0)
     if colorbar:
         grid = with_colorbar(grid, depth_colorbar(grid.shape[0], float(vmin), float(vmax), cmap=cmap, scale=scale),

@@ -50,3 +50,40 @@ def decode_all(path: str | Path, topic: str) -> list:
         return [C.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(conns)]
     finally:
         reader.close()
+
+
+def tiny_recording(frames: int = 4, cams: int = 2, hw=(24, 32), seed: int = 0, period_ns: int = 100_000_000):
+    """A hand-made Recording (random images, a plane of LIDAR points, straight-line ego motion): fast, no data."""
+    from vfdepth_ros.bag.convert import CameraSpec, Event, Recording
+
+    rng = np.random.default_rng(seed)
+    H, W = hw
+    K = np.array([[20.0, 0, (W - 1) / 2], [0, 20.0, (H - 1) / 2], [0, 0, 1]])
+    R_ego_cam = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float)  # optical z forward = vehicle x
+    specs = []
+    for i in range(cams):
+        T = np.eye(4)
+        yaw = 2 * np.pi * i / cams
+        Rz = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+        T[:3, :3] = Rz @ R_ego_cam
+        T[:3, 3] = [0.5 * np.cos(yaw), 0.5 * np.sin(yaw), 1.5]
+        specs.append(CameraSpec(f"camera_{i:02d}", K, H, W, T))
+    t0 = 1_700_000_000_000_000_000
+    events = []
+    for f in range(frames):
+        t = t0 + f * period_ns
+        T = np.eye(4)
+        T[0, 3] = 1.0 * f
+        events.append(Event(t, "ego", (lambda T=T: T)))
+        events.append(Event(t, "lidar", (lambda: rng.normal(size=(50, 4)).astype(np.float32))))
+        for i in range(cams):
+            img = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+            events.append(Event(t, "image", (lambda img=img: ("raw", img)), i))
+    return Recording(specs, events, np.eye(4), "tiny test recording")
+
+
+def vfdepth_cmd(*args: str) -> List[str]:
+    """argv running the `vfdepth` CLI with this interpreter (no console script needed)."""
+    import sys
+
+    return [sys.executable, "-c", "import sys; from vfdepth_ros.cli import main; sys.exit(main())", *args]

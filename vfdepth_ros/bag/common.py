@@ -249,7 +249,10 @@ def header(stamp_ns: int, frame_id: str):
 
 
 def serialize(msg) -> bytes:
-    return bytes(typestore().serialize_cdr(msg, msg.__msgtype__))
+    """CDR bytes of a message as a DDS publisher sends them: zero-padded to a multiple of 4 bytes (what
+    rmw hands a raw subscriber, hence what `ros2 bag record` stores), so play -> record is byte-identical."""
+    data = bytes(typestore().serialize_cdr(msg, msg.__msgtype__))
+    return data + b"\0" * (-len(data) % 4)
 
 
 def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8"):

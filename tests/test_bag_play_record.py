@@ -1,0 +1,113 @@
+"""Play -> record round trips through real rclpy processes (loopback DDS profile, own domain id)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bag_helpers import decode_all, read_all, tiny_recording, vfdepth_cmd
+from vfdepth_ros.bag import common as C
+from vfdepth_ros.bag.convert import write_recording
+from vfdepth_ros.dds import loopback_env
+
+pytest.importorskip("rclpy")
+pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs not built (run tools/build_tf2_msgs.py)")
+
+ALL = ["/tf_static", "/tf", "gt/odom", "lidar/points", "camera_00/image_raw", "camera_00/camera_info",
+       "camera_01/image_raw", "camera_01/camera_info"]
+
+
+@pytest.fixture
+def tiny_bag(tmp_path):
+    out = tmp_path / "in.mcap"
+    write_recording(tiny_recording(frames=5), out, progress=False)
+    return out
+
+
+def _start(args, domain_id, **kw):
+    return subprocess.Popen(vfdepth_cmd(*args), env=loopback_env(domain_id=domain_id), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _finish(proc, timeout=90):
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def test_play_record_round_trip_byte_identical(tiny_bag, tmp_path, ros_domain_id):
+    out = tmp_path / "rec.mcap"
+    rec = _start(["bag", "record", "-o", str(out), *ALL, "/clock", "--idle-timeout", "3"], ros_domain_id)
+    play = _start(["bag", "play", str(tiny_bag), "--as-fast-as-possible", "--clock", "--no-progress",
+                   "--match-topics", *ALL[2:], "--match-timeout", "30"], ros_domain_id)
+    rc_p, log_p = _finish(play)
+    assert rc_p == 0, log_p
+    rc_r, log_r = _finish(rec)
+    assert rc_r == 0, log_r
+    src, got = read_all(tiny_bag), read_all(out)
+    for topic in ALL:
+        assert [raw for _, raw in got[topic.lstrip("/")]] == [raw for _, raw in src[topic.lstrip("/")]], topic
+    # log time = receive time (ROS time of the recorder), not the bag's
+    times = [t for t, _ in got["camera_00/image_raw"]]
+    assert times == sorted(times) and times[0] > src["camera_00/image_raw"][-1][0]
+    # /tf_static recorded as latched, /clock covers the bag's stamps
+    from vfdepth_ros.bag.info import summarize
+
+    assert {t.topic for t in summarize(out).topics if t.latched} == {"/tf_static"}
+    clocks = [C.stamp_to_ns(m.clock) for m in decode_all(out, "clock")]
+    assert clocks == sorted(clocks) and clocks[-1] == src["camera_00/image_raw"][-1][0]
+
+
+def test_play_start_topics_filter_sends_latched_first(tiny_bag, tmp_path, ros_domain_id):
+    out = tmp_path / "rec.mcap"
+    rec = _start(["bag", "record", "-o", str(out), "/tf_static", "camera_01/image_raw", "--idle-timeout", "3"],
+                 ros_domain_id)
+    play = _start(["bag", "play", str(tiny_bag), "--rate", "4", "--start", "0.25", "--topics", "/tf_static",
+                   "camera_01/image_raw", "--no-progress", "--match-timeout", "30"], ros_domain_id)
+    assert _finish(play)[0] == 0
+    rc, log = _finish(rec)
+    assert rc == 0, log
+    src, got = read_all(tiny_bag), read_all(out)
+    t_start = src["tf_static"][0][0] + 250_000_000
+    assert [r for _, r in got["camera_01/image_raw"]] == [r for t, r in src["camera_01/image_raw"] if t >= t_start]
+    assert [r for _, r in got["tf_static"]] == [r for _, r in src["tf_static"]]  # before --start, sent anyway
+    assert set(got) == {"tf_static", "camera_01/image_raw"}
+
+
+def _partial_size(out: Path) -> int:
+    part = out.parent / f".{out.name}.partial"
+    return sum(p.stat().st_size for p in part.glob("*.mcap")) if part.exists() else 0
+
+
+def test_recorder_survives_player_crash_and_ctrl_c(tiny_bag, tmp_path, ros_domain_id):
+    out_a, out_b = tmp_path / "a.mcap", tmp_path / "b.mcap"
+    # slow playback: 5 frames 0.1 s apart at rate 0.01 -> one frame every 10 s
+    play = _start(["bag", "play", str(tiny_bag), "--rate", "0.01", "--no-progress", "--match-timeout", "30",
+                   "--match-topics", "camera_00/image_raw"],
+                  ros_domain_id)
+    rec_a = _start(["bag", "record", "-o", str(out_a), "camera_00/image_raw", "/tf_static", "--until-pid",
+                    str(play.pid), "--flush-interval", "0.2"], ros_domain_id)
+    rec_b = _start(["bag", "record", "-o", str(out_b), "camera_00/image_raw", "--flush-interval", "0.2"],
+                   ros_domain_id)
+    # wait (bounded) until both recorders flushed the first frame to disk
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (_partial_size(out_a) < 2000 or _partial_size(out_b) < 2000):
+        assert play.poll() is None and rec_a.poll() is None and rec_b.poll() is None
+        time.sleep(0.1)
+    play.send_signal(signal.SIGKILL)  # the player crashes
+    play.wait(timeout=10)
+    rc_a, log_a = _finish(rec_a, timeout=30)  # stops by itself: the player's pid is gone
+    assert rc_a == 0 and "exited" in log_a, log_a
+    rec_b.send_signal(signal.SIGINT)  # Ctrl-C
+    rc_b, log_b = _finish(rec_b, timeout=30)
+    assert rc_b == 0, log_b
+    src = read_all(tiny_bag)
+    for out in (out_a, out_b):
+        got = read_all(out)  # a complete, readable bag
+        imgs = [r for _, r in got["camera_00/image_raw"]]
+        assert 1 <= len(imgs) < 5 and imgs == [r for _, r in src["camera_00/image_raw"]][: len(imgs)]

@@ -1,0 +1,532 @@
+"""surround_depth: six synchronized cameras in; metric depth per camera, ego odometry, a fused point
+cloud and depth at a virtual viewpoint out.
+
+Wiring only: messages become arrays in :mod:`vfdepth_ros.conversions`, stamps are matched by
+:mod:`vfdepth_ros.sync`, parameters are validated by :mod:`vfdepth_ros.params`, the network runs in
+:class:`vfdepth_core.inference.Predictor` and all geometry is :mod:`vfdepth_core.geometry`.
+
+Threads: the executor thread only files incoming messages (synchronizer, calibration, TF) and
+publishes /diagnostics; one worker thread takes the newest complete set from a one-slot latch, runs
+the predictor and publishes the results. When inference is slower than the cameras, sets that were
+replaced before the worker got to them are dropped and counted (never an unbounded queue).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from vfdepth_core import geometry
+from vfdepth_ros import conversions as cv
+from vfdepth_ros import params as P
+from vfdepth_ros.nodes.tf_buffer import TfBuffer
+from vfdepth_ros.sync import ApproximateTimeSync, LatestSetLatch, SyncSet
+
+try:  # built into pip-only venvs by tools/build_tf2_msgs.py; part of every ROS 2 install
+    from tf2_msgs.msg import TFMessage
+except ImportError:  # pragma: no cover - depends on the install
+    TFMessage = None
+
+NODE_NAME = "surround_depth"
+VIRTUAL_FRAME_SUFFIX = "_vfdepth_virtual"
+_TIME_JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the camera's last one = bag loop/restart
+_PREDICTOR_RETRY_S = 5.0
+
+TF_STATIC_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
+TF_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.VOLATILE)
+OUT_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def fused_points(depth_m: torch.Tensor, K: torch.Tensor, T_ego_cam: torch.Tensor, colors: np.ndarray,
+                 decimation: int, max_depth_m: float) -> Tuple[np.ndarray, np.ndarray]:
+    """All cameras' depth as one cloud in the vehicle frame.
+
+    depth_m (N, 1, H, W), K (N, 3, 3) at H x W, T_ego_cam (N, 4, 4), colors (N, H, W, 3) uint8;
+    every `decimation`-th row and column; points with 0 < depth <= max_depth_m.
+    Returns xyz (P, 3) float32 in the vehicle frame and rgb (P, 3) uint8."""
+    depth_m = depth_m.double().cpu()
+    N, _, H, W = depth_m.shape
+    p_cam = geometry.backproject(depth_m, torch.linalg.inv(K.double().cpu()))  # (N, 3, H*W)
+    p_ego = geometry.transform_points(T_ego_cam.double().cpu(), p_cam)  # (N, 3, H*W)
+    keep = np.zeros((H, W), dtype=bool)
+    keep[::decimation, ::decimation] = True
+    d = depth_m[:, 0].numpy()
+    valid = keep[None] & np.isfinite(d) & (d > 0) & (d <= max_depth_m)  # (N, H, W)
+    xyz = p_ego.permute(0, 2, 1).numpy()[valid.reshape(N, H * W)]
+    rgb = colors.reshape(N, H * W, 3)[valid.reshape(N, H * W)]
+    return xyz.astype(np.float32), rgb
+
+
+@dataclass
+class CameraState:
+    name: str
+    arrivals: Deque[float] = field(default_factory=lambda: deque(maxlen=30))  # monotonic s
+    received: int = 0
+    last_stamp_ns: Optional[int] = None
+    info: Optional[CameraInfo] = None
+    info_K: Optional[np.ndarray] = None
+    info_hw: Optional[Tuple[int, int]] = None
+    last_error: str = ""
+    last_error_t: float = -1e9
+    errors: int = 0
+    calib_problem: str = ""
+
+    def rate_hz(self) -> float:
+        if len(self.arrivals) < 2:
+            return 0.0
+        span = self.arrivals[-1] - self.arrivals[0]
+        return (len(self.arrivals) - 1) / span if span > 0 else 0.0
+
+
+class _Throttle:
+    """Per-key log throttling (rclpy throttles per call site; problems here are per camera)."""
+
+    def __init__(self, period_s: float = 5.0) -> None:
+        self.period_s = period_s
+        self._last: Dict[str, float] = {}
+
+    def ready(self, key: str) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) >= self.period_s:
+            self._last[key] = now
+            return True
+        return False
+
+
+class SurroundDepthNode(Node):
+    """See the module docstring. Raises params.ParamError at construction for unusable parameters."""
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        for spec in P.PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
+                description=spec.description, read_only=not spec.dynamic, dynamic_typing=True))
+        values = {spec.name: self.get_parameter(spec.name).value for spec in P.PARAMETERS}
+        self.params: P.NodeParams = P.node_params_from_values(values)
+        p = self.params
+        if p.extrinsics_source == "tf" and TFMessage is None:
+            raise P.ParamError("parameter 'extrinsics_source' is 'tf' but tf2_msgs is not installed: build it into "
+                               "the venv (tools/build_tf2_msgs.py) or set extrinsics_source: file")
+        self.calibration: Dict[str, P.CameraCalibration] = {}
+        if p.calibration_file:
+            self.calibration = P.load_calibration_file(p.calibration_file, p.cameras)
+            if p.calibration_source == "file":
+                missing = [c for c in p.cameras if self.calibration[c].K is None]
+                if missing:
+                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
+                                       f"has no intrinsics (K/fx + width/height) but calibration_source is 'file'")
+            if p.extrinsics_source == "file":
+                missing = [c for c in p.cameras if self.calibration[c].T_ego_cam is None]
+                if missing:
+                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
+                                       f"has no T_ego_cam/translation but extrinsics_source is 'file'")
+
+        self._log = self.get_logger()
+        self._throttle = _Throttle(5.0)
+        self._lock = threading.Lock()
+        self.cams = [CameraState(c) for c in p.cameras]
+        self.sync = ApproximateTimeSync(len(p.cameras), queue_size=p.queue_size, slop_s=p.slop_s,
+                                        inter_message_lower_bound_s=p.inter_message_lower_bound_s or None)
+        self.latch: LatestSetLatch[Tuple[SyncSet, float]] = LatestSetLatch()
+        self.tf = TfBuffer()
+        self.tf_errors = 0
+
+        # worker state
+        self.predictor = None
+        self.predictor_error = ""
+        self._reload = threading.Event()
+        self.frames_done = 0
+        self.frames_failed = 0
+        self.frames_skipped = 0  # sets that could not be used (bad image, missing calibration)
+        self.last_problem = ""
+        self.infer_ms: Deque[float] = deque(maxlen=100)
+        self.latency_ms: Deque[float] = deque(maxlen=100)
+        self.out_times: Deque[float] = deque(maxlen=30)
+        self.T_odom_base = np.eye(4)
+        self._prev: Optional[Tuple[int, np.ndarray]] = None  # (stamp_ns, images (N, 3, H, W) uint8)
+        self._reset_odom = False
+
+        # I/O
+        self.subs = []
+        for i, cam in enumerate(p.cameras):
+            if p.image_transport == "raw":
+                topic, mtype = f"{cam}/image_raw", Image
+            else:
+                topic, mtype = f"{cam}/image_raw/compressed", CompressedImage
+            self.subs.append(self.create_subscription(mtype, topic, lambda m, i=i: self._on_image(i, m),
+                                                      qos_profile_sensor_data))
+            if p.calibration_source == "camera_info":
+                self.subs.append(self.create_subscription(CameraInfo, f"{cam}/camera_info",
+                                                          lambda m, i=i: self._on_info(i, m), qos_profile_sensor_data))
+        if p.extrinsics_source == "tf":
+            self.subs.append(self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS))
+            self.subs.append(self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS))
+        self.pub_depth = [self.create_publisher(Image, f"{c}/depth", OUT_QOS) for c in p.cameras]
+        self.pub_depth_info = [self.create_publisher(CameraInfo, f"{c}/depth/camera_info", OUT_QOS) for c in p.cameras]
+        self.pub_odom = self.create_publisher(Odometry, "odom", OUT_QOS)
+        self.pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS) if TFMessage is not None else None
+        self.pub_points = self.create_publisher(PointCloud2, "points", OUT_QOS)
+        self.pub_vdepth = self.create_publisher(Image, "virtual/depth", OUT_QOS)
+        self.pub_vinfo = self.create_publisher(CameraInfo, "virtual/camera_info", OUT_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.diag_timer = self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
+
+        self._stop = threading.Event()
+        self.worker = threading.Thread(target=self._work, name="surround_depth_worker", daemon=True)
+        self.worker.start()
+        self._log.info(f"surround_depth: {len(p.cameras)} cameras ({', '.join(p.cameras)}), {p.image_transport} "
+                       f"images, calibration from {p.calibration_source}, extrinsics from {p.extrinsics_source}, "
+                       f"slop {p.slop_s} s, device {p.device}")
+
+    # ------------------------------------------------------------------------------ input callbacks
+    def _problem(self, key: str, msg: str, level: str = "warning") -> None:
+        if self._throttle.ready(key):
+            getattr(self._log, level)(msg)
+
+    def _on_image(self, i: int, msg) -> None:
+        cam = self.cams[i]
+        stamp = cv.stamp_to_ns(msg.header.stamp)
+        now = time.monotonic()
+        with self._lock:
+            cam.received += 1
+            cam.arrivals.append(now)
+            if cam.last_stamp_ns is not None and stamp < cam.last_stamp_ns - _TIME_JUMP_BACK_NS:
+                self._problem("timejump", f"{cam.name}: time jumped back by "
+                              f"{(cam.last_stamp_ns - stamp) / 1e9:.2f} s (bag loop?): resetting the synchronizer "
+                              "and the odometry")
+                self.sync.reset()
+                for c in self.cams:
+                    c.last_stamp_ns = None
+                self._reset_odom = True
+            rejected = self.sync.stats.rejected[i]
+            sets = self.sync.add(i, stamp, msg)
+            if self.sync.stats.rejected[i] != rejected:
+                self._problem(f"order{i}", f"{cam.name}: image stamp {stamp} is not newer than the previous one "
+                              f"({cam.last_stamp_ns}); duplicate or out-of-order image dropped")
+            else:
+                cam.last_stamp_ns = stamp
+        for s in sets:
+            self.latch.put((s, now))
+
+    def _on_info(self, i: int, msg: CameraInfo) -> None:
+        cam = self.cams[i]
+        try:
+            K, hw = cv.camera_info_to_K(msg)
+        except cv.ConversionError as exc:
+            with self._lock:
+                cam.calib_problem = f"bad camera_info ignored: {exc}"
+            self._problem(f"info{i}", f"{cam.name}/camera_info: {exc} (message ignored; keeping the last valid one)")
+            return
+        with self._lock:
+            cam.info, cam.info_K, cam.info_hw = msg, K, hw
+            if cam.calib_problem.startswith("bad camera_info"):
+                cam.calib_problem = ""
+
+    def _on_tf(self, msg, static: bool) -> None:
+        for ts in msg.transforms:
+            try:
+                T = cv.transform_to_matrix(ts)
+                self.tf.set(ts.header.frame_id, ts.child_frame_id, T, static=static)
+            except (cv.ConversionError, ValueError) as exc:
+                self.tf_errors += 1
+                self._problem(f"tf:{ts.child_frame_id}", f"{'/tf_static' if static else '/tf'}: {exc} (ignored)")
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        values = {c.name: c.value for c in changes}
+        unknown = [n for n in values if n not in P.SPECS]
+        if unknown:
+            return SetParametersResult(successful=False, reason=f"unknown parameter '{unknown[0]}'")
+        try:
+            new = P.with_values(self.params, values)
+        except P.ParamError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        old, self.params = self.params, new
+        if new.checkpoint != old.checkpoint:
+            self._log.info(f"parameter 'checkpoint' changed to '{new.checkpoint}': reloading the model")
+            self._reload.set()
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------------------------- worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            if self.predictor is None or self._reload.is_set():
+                self._reload.clear()
+                self._load_predictor()
+                if self.predictor is None:
+                    self._reload.wait(_PREDICTOR_RETRY_S)
+                    continue
+            item = self.latch.take(timeout=0.5)
+            if item is None:
+                continue
+            sset, t_emit = item
+            try:
+                self._process(sset, t_emit)
+            except Exception as exc:  # the node must survive anything one frame can throw
+                self.frames_failed += 1
+                self.last_problem = f"{type(exc).__name__}: {exc}"
+                self._problem("process", f"processing a set failed: {self.last_problem}", "error")
+                logging.getLogger(__name__).debug("processing failed", exc_info=True)
+
+    def _load_predictor(self) -> None:
+        try:
+            pred = P.load_predictor(self.params)
+        except P.ParamError as exc:
+            self.predictor, self.predictor_error = None, str(exc)
+            self._problem("predictor", f"{exc} (node keeps running; retrying every {_PREDICTOR_RETRY_S:.0f} s)", "error")
+            return
+        except Exception as exc:  # e.g. CUDA asked for but missing
+            self.predictor, self.predictor_error = None, f"cannot build the model: {type(exc).__name__}: {exc}"
+            self._problem("predictor", f"{self.predictor_error} (check parameters 'device', 'amp', 'checkpoint')", "error")
+            return
+        self.predictor, self.predictor_error = pred, ""
+        self._prev = None
+        self._log.info(f"model ready on {pred.device} (amp {pred.amp}), network input {pred.hw[1]}x{pred.hw[0]}, "
+                       f"{'checkpoint ' + self.params.checkpoint if self.params.checkpoint else 'RANDOM WEIGHTS'}")
+
+    def _camera_inputs(self, sset: SyncSet, p: P.NodeParams):
+        """Decode the set's images and gather calibration. Returns (images list, K list, hw list,
+        T list, infos list) or raises ValueError with a message naming the camera."""
+        images, Ks, hws, Ts, infos = [], [], [], [], []
+        for i, msg in enumerate(sset.msgs):
+            cam = self.cams[i]
+            try:
+                rgb = cv.image_to_rgb(msg) if p.image_transport == "raw" else cv.compressed_to_rgb(msg)
+            except cv.ConversionError as exc:
+                self._camera_error(cam, f"bad image: {exc}")
+                raise ValueError(f"{cam.name}: {exc}") from None
+            with self._lock:
+                info, K, hw = cam.info, cam.info_K, cam.info_hw
+            calib = self.calibration.get(cam.name)
+            if p.calibration_source == "file":
+                K, hw, info = calib.K, calib.hw, None
+            if K is None:
+                cam.calib_problem = f"waiting for {cam.name}/camera_info"
+                raise ValueError(cam.calib_problem)
+            if tuple(rgb.shape[:2]) != tuple(hw):
+                msg_txt = (f"image {rgb.shape[1]}x{rgb.shape[0]} does not match its calibration "
+                           f"{hw[1]}x{hw[0]} (width x height)")
+                self._camera_error(cam, msg_txt)
+                raise ValueError(f"{cam.name}: {msg_txt}")
+            if p.extrinsics_source == "file":
+                T = calib.T_ego_cam
+            else:
+                frame = msg.header.frame_id or (info.header.frame_id if info is not None else "")
+                T = self.tf.lookup(p.base_frame, frame) if frame else None
+                if T is None:
+                    cam.calib_problem = f"waiting for TF {p.base_frame} -> '{frame}' (/tf_static or /tf)"
+                    raise ValueError(f"{cam.name}: {cam.calib_problem}")
+            if cam.calib_problem.startswith("waiting"):
+                cam.calib_problem = ""
+            images.append(rgb)
+            Ks.append(K)
+            hws.append(tuple(hw))
+            Ts.append(T)
+            infos.append(info)
+        return images, Ks, hws, Ts, infos
+
+    def _camera_error(self, cam: CameraState, text: str) -> None:
+        with self._lock:
+            cam.errors += 1
+            cam.last_error, cam.last_error_t = text, time.monotonic()
+        self._problem(f"cam:{cam.name}", f"{cam.name}: {text} (set skipped)")
+
+    def _process(self, sset: SyncSet, t_emit: float) -> None:
+        p = self.params
+        pred_obj = self.predictor
+        try:
+            images, Ks, hws, Ts, infos = self._camera_inputs(sset, p)
+        except ValueError as exc:
+            self.frames_skipped += 1
+            self.last_problem = str(exc)
+            self._problem("skip", f"set skipped: {exc}")
+            return
+        net_hw = tuple(pred_obj.hw)
+        if len(set(hws)) > 1:  # cameras of different sizes: bring all to the network size first
+            images = [cv.resize_rgb(im, net_hw) for im in images]
+            Ks = [cv.scale_K(K, hw, net_hw) for K, hw in zip(Ks, hws)]
+            hws = [net_hw] * len(hws)
+        imgs = np.stack(images).transpose(0, 3, 1, 2)  # (N, 3, H, W) uint8
+        K = np.stack(Ks)
+        T_ego_cam = np.stack(Ts)
+        stamp = sset.stamps_ns[0]
+
+        prev_images = None
+        if self._reset_odom:
+            self._reset_odom, self._prev = False, None
+            self.T_odom_base = np.eye(4)
+        if p.publish_odom and self._prev is not None:
+            dt = (stamp - self._prev[0]) / 1e9
+            if 0 < dt <= p.max_pose_gap_s and self._prev[1].shape == imgs.shape:
+                prev_images = self._prev[1]
+        virtual = None
+        if p.publish_virtual:
+            from vfdepth_core.inference import VirtualCamera
+
+            K_ref = cv.scale_K(Ks[0], hws[0], net_hw)
+            Kv, Tv = P.virtual_camera(p.virtual, net_hw, K_ref)
+            virtual = VirtualCamera(torch.from_numpy(Kv[None]), torch.from_numpy(Tv[None]))
+        t0 = time.perf_counter()
+        out = pred_obj.predict(imgs, K, T_ego_cam, prev_images=prev_images, virtual=virtual)
+        infer_ms = (time.perf_counter() - t0) * 1e3
+        depth = out.depth[0].float().cpu()  # (N, 1, H, W)
+        K_net = out.K[0].double().cpu()
+
+        if p.publish_depth:
+            for i, msg in enumerate(sset.msgs):
+                d_msg = cv.depth_to_image(depth[i, 0].numpy(), cv.copy_header(msg.header))
+                if infos[i] is not None:
+                    i_msg = cv.scaled_camera_info(infos[i], net_hw, cv.copy_header(msg.header))
+                else:
+                    i_msg = cv.K_to_camera_info(K_net[i].numpy(), net_hw, cv.copy_header(msg.header))
+                self.pub_depth[i].publish(d_msg)
+                self.pub_depth_info[i].publish(i_msg)
+        tf_out = []
+        if p.publish_odom:
+            if out.T_egoprev_egocur is not None and prev_images is not None:
+                T_prev_cur = out.T_egoprev_egocur[0].double().cpu()
+                self.T_odom_base = geometry.compose(torch.from_numpy(self.T_odom_base), T_prev_cur).numpy()
+                dt = (stamp - self._prev[0]) / 1e9
+                lin = T_prev_cur[:3, 3].numpy() / dt
+                ang = geometry.rotmat_to_axis_angle(T_prev_cur[:3, :3]).numpy() / dt
+            else:
+                lin = ang = None
+            self.pub_odom.publish(cv.matrix_to_odometry(self.T_odom_base, stamp, p.odom_frame, p.base_frame, lin, ang))
+            tf_out.append(cv.matrix_to_transform(self.T_odom_base, p.odom_frame, p.base_frame, stamp))
+            self._prev = (stamp, imgs)
+        if p.publish_points:
+            net_colors = np.stack([cv.resize_rgb(im, net_hw) for im in images])
+            xyz, rgb = fused_points(depth, K_net, torch.from_numpy(T_ego_cam), net_colors, p.point_decimation,
+                                    p.points_max_depth_m)
+            self.pub_points.publish(cv.xyzrgb_to_pointcloud2(xyz, rgb, cv.make_header(stamp, p.base_frame)))
+        if virtual is not None and out.virtual_depth is not None:
+            vframe = p.base_frame + VIRTUAL_FRAME_SUFFIX
+            header = cv.make_header(stamp, vframe)
+            self.pub_vdepth.publish(cv.depth_to_image(out.virtual_depth[0, 0, 0].float().cpu().numpy(), header))
+            self.pub_vinfo.publish(cv.K_to_camera_info(virtual.K[0].numpy(), net_hw, cv.make_header(stamp, vframe)))
+            tf_out.append(cv.matrix_to_transform(virtual.T_ego_cam[0].numpy(), p.base_frame, vframe, stamp))
+        if p.publish_tf and tf_out and self.pub_tf is not None:
+            self.pub_tf.publish(TFMessage(transforms=tf_out))
+        done = time.monotonic()
+        self.frames_done += 1
+        self.infer_ms.append(infer_ms)
+        self.latency_ms.append((done - t_emit) * 1e3)
+        self.out_times.append(done)
+
+    # -------------------------------------------------------------------------------- diagnostics
+    def diagnostics(self) -> List:
+        """The node's DiagnosticStatus list (also published on /diagnostics)."""
+        p = self.params
+        now = time.monotonic()
+        hw_id = self.get_fully_qualified_name()
+        out = []
+        st = self.sync.stats
+        for i, cam in enumerate(self.cams):
+            with self._lock:
+                age = now - cam.arrivals[-1] if cam.arrivals else None
+                vals = {"rate_hz": cam.rate_hz(), "received": cam.received, "rejected_out_of_order": st.rejected[i],
+                        "sync_dropped": st.dropped[i], "errors": cam.errors, "last_error": cam.last_error,
+                        "calibration": cam.calib_problem or ("no camera_info yet" if cam.info is None and
+                                                             p.calibration_source == "camera_info" else "ok"),
+                        "last_stamp_ns": cam.last_stamp_ns if cam.last_stamp_ns is not None else "none"}
+                recent_error = now - cam.last_error_t < max(5.0, 2 * p.camera_timeout_s)
+            if age is None:
+                level, text = "STALE", "no image received yet"
+            elif age > p.camera_timeout_s:
+                level, text = "STALE", f"no image for {age:.1f} s"
+            elif recent_error:
+                level, text = "ERROR", cam.last_error
+            elif cam.calib_problem:
+                level, text = "WARN", cam.calib_problem
+            else:
+                level, text = "OK", f"{vals['rate_hz']:.1f} Hz"
+            out.append(cv.diagnostic_status(f"{NODE_NAME}: camera {cam.name}", level, text, vals, hw_id))
+        stale = self.latch.stale_dropped
+        out.append(cv.diagnostic_status(
+            f"{NODE_NAME}: synchronizer", "OK" if st.emitted else "WARN",
+            f"{st.emitted} sets" if st.emitted else "no complete set yet",
+            {"sets_emitted": st.emitted, "sync_dropped": st.total_dropped, "rejected_out_of_order": st.total_rejected,
+             "stale_sets_dropped": stale, "slop_s": p.slop_s, "queue_size": p.queue_size,
+             "queued": " ".join(map(str, self.sync.queued())), "tf_errors": self.tf_errors}, hw_id))
+        pred = self.predictor
+        inf = np.asarray(self.infer_ms, dtype=float)
+        lat = np.asarray(self.latency_ms, dtype=float)
+        rate = ((len(self.out_times) - 1) / (self.out_times[-1] - self.out_times[0])
+                if len(self.out_times) > 1 and self.out_times[-1] > self.out_times[0] else 0.0)
+        vals = {"device": str(pred.device) if pred is not None else "none", "amp": p.amp,
+                "model": p.checkpoint or f"RANDOM WEIGHTS ({p.model_config})",
+                "network_size": f"{pred.hw[1]}x{pred.hw[0]}" if pred is not None else "none",
+                "frames_processed": self.frames_done, "frames_failed": self.frames_failed,
+                "sets_skipped": self.frames_skipped, "last_problem": self.last_problem, "output_rate_hz": rate,
+                "inference_ms_p50": float(np.percentile(inf, 50)) if inf.size else "none",
+                "inference_ms_p95": float(np.percentile(inf, 95)) if inf.size else "none",
+                "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else "none",
+                "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else "none"}
+        if pred is None:
+            level, text = "ERROR", self.predictor_error or "loading the model"
+        elif not p.checkpoint:
+            level, text = "WARN", "running RANDOM weights (parameter 'checkpoint' is empty)"
+        else:
+            level, text = "OK", f"{self.frames_done} sets processed"
+        out.append(cv.diagnostic_status(f"{NODE_NAME}: inference", level, text, vals, hw_id))
+        return out
+
+    def _publish_diagnostics(self) -> None:
+        try:
+            self.pub_diag.publish(cv.diagnostic_array(self.diagnostics(), self.get_clock().now().nanoseconds))
+        except Exception as exc:  # never let diagnostics take the node down
+            self._problem("diag", f"diagnostics failed: {type(exc).__name__}: {exc}", "error")
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        self._reload.set()
+        self.latch.close()
+        self.worker.join(timeout=30.0)
+        super().destroy_node()
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Console script `surround_depth` (ROS arguments: --ros-args --params-file ... -r from:=to)."""
+    rclpy.init(args=args)
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
+    node = None
+    code = 0
+    try:
+        node = SurroundDepthNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except P.ParamError as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"startup failed: {exc}")
+        code = 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -82,7 +82,7 @@ def read_ground_truth(path: str | Path, need_lidar: bool = True) -> GroundTruth:
             else:
                 cam = name[: -len("/camera_info")]
                 if cam not in infos:
-                    infos[cam] = (np.asarray(msg.k, float).reshape(3, 3), msg.height, msg.width, msg.header.frame_id)
+                    infos[cam] = (np.array(msg.k, dtype=float).reshape(3, 3), msg.height, msg.width, msg.header.frame_id)
         # resolve every static frame relative to base_link
         for frame in list(parent):
             T, f, seen = np.eye(4), frame, set()
@@ -133,7 +133,7 @@ def read_outputs(path: str | Path, odom_topic: str = "odom") -> Outputs:
                 out.odom.append((t, C.transform_to_matrix(msg.pose.pose)))
             elif name.endswith("/camera_info"):
                 cam = name[: -len("/depth/camera_info")]
-                out.depth_info.setdefault(cam, {})[t] = (np.asarray(msg.k, float).reshape(3, 3), msg.height, msg.width)
+                out.depth_info.setdefault(cam, {})[t] = (np.array(msg.k, dtype=float).reshape(3, 3), msg.height, msg.width)
             else:
                 cam = name[: -len("/depth")]
                 out.depth.setdefault(cam, []).append((t, C.image_to_array(msg), msg.header.frame_id))

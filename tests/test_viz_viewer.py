@@ -134,6 +134,7 @@ def test_two_bags_later_tf_wins(tmp_path):
 
 
 def test_log_frame_api(tmp_path):
+    torch = pytest.importorskip("torch")  # the Predictor's outputs are tensors: accepted as they are
     out = tmp_path / "frames.rrd"
     logger = viewer.FrameLogger.to_file(out, jpeg_quality=0)
     cams = ["camera_01", "camera_05"]
@@ -144,7 +145,7 @@ def test_log_frame_api(tmp_path):
         pose[0, 3] = float(k)
         logger.log_frame(VH.T0_NS + k * VH.DT_NS, cams,
                          images=np.zeros((2, 3, VH.H, VH.W), np.float32),
-                         depth_m=np.full((1, 2, 1, VH.DH, VH.DW), 5.0, np.float32), K=K, T_ego_cam=T,
+                         depth_m=torch.full((1, 2, 1, VH.DH, VH.DW), 5.0), K=torch.from_numpy(K), T_ego_cam=T,
                          T_world_ego=pose, T_world_ego_gt=pose, points_xyz=np.zeros((4, 3)),
                          points_rgb=np.zeros((4, 3), np.uint8), virtual_depth_m=np.ones((1, VH.DH, VH.DW)),
                          virtual_K=K[:1], virtual_T_ego_cam=T[:1])
@@ -157,6 +158,12 @@ def test_log_frame_api(tmp_path):
     Ki = np.array([p for p in t.column("/world/base_link/camera_01/image:PinholeProjection").to_pylist()
                    if p][0][0]).reshape(3, 3).T
     np.testing.assert_allclose(Ki, viewer.scale_K_to(K[0], (VH.DH, VH.DW), (VH.H, VH.W)), rtol=1e-6)
+    td = _table(out, "/world/base_link/camera_05/depth")
+    buf = [b for b in td.column("/world/base_link/camera_05/depth:ImageBuffer").to_pylist() if b][-1][0]
+    assert np.all(np.frombuffer(bytes(buf), np.float32) == 5.0)
+    tt = _table(out, "/world/trajectory/odom")
+    last = [s for s in tt.column("/world/trajectory/odom:LineStrip3D").to_pylist() if s][-1][0]
+    np.testing.assert_allclose(np.array(last)[:, 0], [0.0, 1.0, 2.0])
     with pytest.raises(viewer.UserError, match="images"):
         logger2 = viewer.FrameLogger(rr.RecordingStream("t"))
         logger2.log_frame(0, cams, images=np.zeros((3, VH.H, VH.W, 3), np.uint8))

@@ -220,6 +220,15 @@ def check_bind(bind: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # logging arrays (in-process API, also used by the bag reader)
 
+def _np(x) -> Optional[np.ndarray]:
+    """numpy array of an array-like or a (CPU or GPU) torch tensor, duck-typed; None stays None."""
+    if x is None:
+        return None
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 @dataclass
 class _TrajectoryState:
     points: List[np.ndarray] = field(default_factory=list)
@@ -340,7 +349,7 @@ class FrameLogger:
         def arr(name, x, tail_dims):
             if x is None:
                 return None
-            a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+            a = _np(x)
             if a.ndim == tail_dims + 2 and a.shape[0] == 1:
                 a = a[0]  # drop a batch dim of 1
             if a.shape[0] != n and name not in ("virtual_depth_m", "virtual_K", "virtual_T_ego_cam"):
@@ -348,16 +357,16 @@ class FrameLogger:
             return a
 
         images_a = arr("images", images, 3)
-        depth_a = arr("depth_m", depth_m, 2 if depth_m is None or np.ndim(depth_m) <= 3 else 3)
+        depth_a = arr("depth_m", depth_m, 2 if depth_m is None or len(depth_m.shape) <= 3 else 3)
         if depth_a is not None and depth_a.ndim == 4:
             depth_a = depth_a[:, 0]
         K_a, Ki_a, T_a = arr("K", K, 2), arr("K_image", K_image, 2), arr("T_ego_cam", T_ego_cam, 2)
         if T_world_ego is not None:
-            T = np.asarray(T_world_ego, dtype=np.float64).reshape(4, 4)
+            T = _np(T_world_ego).astype(np.float64).reshape(4, 4)
             self.log_transform(base, T)
             self.log_trajectory_point(f"{WORLD}/trajectory/odom", T[:3, 3])
         if T_world_ego_gt is not None:
-            T = np.asarray(T_world_ego_gt, dtype=np.float64).reshape(4, 4)
+            T = _np(T_world_ego_gt).astype(np.float64).reshape(4, 4)
             self.log_trajectory_point(f"{WORLD}/trajectory/gt_odom", T[:3, 3], color=(60, 60, 60))
         for i, cam in enumerate(cameras):
             ent = f"{base}/{sanitize(cam)}"
@@ -376,17 +385,18 @@ class FrameLogger:
                     self.log_pinhole(f"{ent}/image", Ki, rgb.shape[:2])
                 self.log_image(f"{ent}/image", rgb)
         if points_xyz is not None:
-            self.log_points(f"{base}/points", np.asarray(points_xyz).reshape(-1, 3),
-                            None if points_rgb is None else np.asarray(points_rgb).reshape(-1, 3))
+            self.log_points(f"{base}/points", _np(points_xyz).reshape(-1, 3),
+                            None if points_rgb is None else _np(points_rgb).reshape(-1, 3))
         if virtual_depth_m is not None:
-            vd = np.asarray(virtual_depth_m)
+            vd = _np(virtual_depth_m)
+            vK, vT = _np(virtual_K), _np(virtual_T_ego_cam)
             vd = vd.reshape((-1,) + vd.shape[-2:])
             for v in range(vd.shape[0]):
                 ent = f"{base}/virtual_{v}"
-                if virtual_T_ego_cam is not None:
-                    self.log_transform(ent, np.asarray(virtual_T_ego_cam).reshape(-1, 4, 4)[v])
-                if virtual_K is not None:
-                    self.log_pinhole(f"{ent}/depth", np.asarray(virtual_K).reshape(-1, 3, 3)[v], vd.shape[1:])
+                if vT is not None:
+                    self.log_transform(ent, vT.reshape(-1, 4, 4)[v])
+                if vK is not None:
+                    self.log_pinhole(f"{ent}/depth", vK.reshape(-1, 3, 3)[v], vd.shape[1:])
                 self.log_depth(f"{ent}/depth", vd[v])
 
     def close(self) -> None:

@@ -253,6 +253,8 @@ class FrameLogger:
         self._traj: Dict[str, _TrajectoryState] = {}
         self._pinholes: Dict[str, Tuple] = {}
         self._static_done = False
+        self._layout: Optional[Tuple[Tuple[str, ...], Tuple[str, ...]]] = None
+        self._T_parent: Dict[str, np.ndarray] = {}
         self.path: Optional[Path] = None
 
     @classmethod
@@ -280,7 +282,45 @@ class FrameLogger:
         """Pose of `entity` in its parent entity (4x4 T_parent_child)."""
         self._static_world()
         T = np.asarray(T_parent_child, dtype=np.float64)
+        self._T_parent[entity] = T
         self.rec.log(entity, self.rr.Transform3D(translation=T[:3, 3], mat3x3=T[:3, :3]), static=static)
+
+    def send_layout(self, image_entities: Sequence[str], depth_entities: Sequence[str]) -> None:
+        """Viewer layout: the 3D scene (fixed frame) beside a grid of the camera images and one of the
+        depth images. Six cameras whose poses were logged are ordered like the paper (front-left, front,
+        front-right / back-left, back, back-right)."""
+        import rerun.blueprint as rrb
+
+        key = (tuple(image_entities), tuple(depth_entities))
+        if key == self._layout or not (image_entities or depth_entities):
+            return
+        self._layout = key
+
+        def ordered(ents: Sequence[str]) -> List[str]:
+            # Camera views first (paper layout when six), then the rest (e.g. the virtual view).
+            rest = sorted(e for e in ents if e not in image_entities and
+                          e.rsplit("/", 1)[0] + "/image" not in image_entities)
+            ents = sorted(e for e in ents if e not in rest)
+            cams = [e.rsplit("/", 1)[0] for e in ents]
+            if len(ents) == 6 and all(c in self._T_parent for c in cams):
+                from vfdepth_core.viz import surround_order_from_extrinsics
+
+                order = surround_order_from_extrinsics(np.stack([self._T_parent[c] for c in cams]))
+                ents = [ents[i] for i in order]
+            return ents + rest
+
+        def label(e: str) -> str:
+            parts = e.split("/")
+            return f"{parts[-2]} {parts[-1]}" if len(parts) >= 2 else e
+
+        grids = []
+        for name, ents in (("camera images", image_entities), ("depth", depth_entities)):
+            if ents:
+                views = [rrb.Spatial2DView(origin="/" + e, name=label(e)) for e in ordered(ents)]
+                grids.append(rrb.Grid(*views, grid_columns=3, name=name))
+        layout = rrb.Horizontal(rrb.Spatial3DView(origin=f"/{WORLD}", name=f"3D ({FIXED_FRAME} frame)"),
+                                rrb.Vertical(*grids), column_shares=[2, 3])
+        self.rec.send_blueprint(rrb.Blueprint(layout, collapse_panels=False))
 
     def log_pinhole(self, entity: str, K: np.ndarray, hw: Tuple[int, int], plane_m: float = 1.0) -> None:
         """Camera intrinsics (OpenCV axes: right, down, forward) for the image(s) logged at `entity`."""
@@ -300,7 +340,7 @@ class FrameLogger:
 
     def log_depth(self, entity: str, depth_m: np.ndarray) -> None:
         d = np.nan_to_num(np.asarray(depth_m, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        kw: Dict[str, Any] = {"meter": 1.0, "colormap": "magma"}
+        kw: Dict[str, Any] = {"meter": 1.0, "colormap": "turbo"}  # rerun: low (near) = blue, high (far) = red
         if self.depth_range_m is not None:
             kw["depth_range"] = [float(self.depth_range_m[0]), float(self.depth_range_m[1])]
         self.rec.log(entity, self.rr.DepthImage(d, **kw))
@@ -389,6 +429,12 @@ class FrameLogger:
                             None if points_rgb is None else _np(points_rgb).reshape(-1, 3))
         if virtual_depth_m is not None:
             vd = _np(virtual_depth_m)
+            virt_ents = [f"{base}/virtual_{v}/depth" for v in range(vd.reshape((-1,) + vd.shape[-2:]).shape[0])]
+        else:
+            virt_ents = []
+        self.send_layout([f"{base}/{sanitize(c)}/image" for c in cameras] if images is not None else [],
+                         ([f"{base}/{sanitize(c)}/depth" for c in cameras] if depth_m is not None else []) + virt_ents)
+        if virtual_depth_m is not None:
             vK, vT = _np(virtual_K), _np(virtual_T_ego_cam)
             vd = vd.reshape((-1,) + vd.shape[-2:])
             for v in range(vd.shape[0]):
@@ -701,6 +747,8 @@ def _record(bags: List[_Bag], out, every, jpeg_quality, depth_range_m, fixed_fra
             continue
         if name not in summary.skipped_topics:
             summary.skipped_topics.append(name)
+    ents = sorted(entities)
+    logger.send_layout([e for e in ents if e.endswith("/image")], [e for e in ents if e.endswith("/depth")])
     if own_logger:
         logger.close()
     summary.messages = counts

@@ -58,6 +58,10 @@ def test_recording_verifies_and_has_expected_entities(recording):
     for topic in ("camera_01/image_raw", "camera_01/depth", "points", "odom", "gt/odom", "virtual/depth", "/tf"):
         assert summary.messages[topic] == VH.N_FRAMES, topic
     assert summary.skipped_topics == []
+    # The file also carries the viewer layout (a blueprint store beside the recording).
+    printed = subprocess.run([viewer.rerun_cli(), "rrd", "print", str(out)], capture_output=True, text=True,
+                             timeout=120)
+    assert printed.returncode == 0 and "Blueprint" in printed.stdout + printed.stderr
 
 
 def test_depth_image_round_trips_in_metres_with_pinhole(recording):

@@ -389,8 +389,9 @@ def write_recording(rec: Recording, out: str | Path, storage: str = "mcap", comp
                         msg = C.compressed_image_msg(_encode(rgb, fmt), fmt, t, frame)
                     else:
                         msg = C.image_msg(rgb, t, frame)
-                bw.write(C.image_topic(cam.name, compressed), t, C.serialize(msg))
+                # camera_info first: a node that caches the latest intrinsics has them when the image lands
                 bw.write(C.info_topic(cam.name), t, C.serialize(C.camera_info_msg(Ks[ev.cam], h, w, t, frame)))
+                bw.write(C.image_topic(cam.name, compressed), t, C.serialize(msg))
         counts = dict(bw.counts)
     log.info("wrote %s: %d messages on %d topics", out, sum(counts.values()), len(counts))
     return counts

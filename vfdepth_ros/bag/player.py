@@ -93,9 +93,10 @@ class Player:
 
     def _wait_for_match(self, node, pubs) -> None:
         want = self.opts.match_topics
-        if want is None:  # default: the image topics (what the node graph consumes)
-            want = [c.topic for c in self.connections if c.id in pubs and c.msgtype.startswith("sensor_msgs/msg/") and
-                    "Image" in c.msgtype]
+        if want is None:  # default: what the node graph consumes (images, camera_info, TF)
+            want = [c.topic for c in self.connections if c.id in pubs and (
+                c.msgtype in ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/CameraInfo")
+                or _norm(c.topic) in ("/tf", "/tf_static"))]
         want_n = {_norm(t) for t in want}
         targets = [(c.topic, pubs[c.id]) for c in self.connections if c.id in pubs and _norm(c.topic) in want_n]
         if not targets:
@@ -298,10 +299,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="play only S seconds")
     parser.add_argument("--topics", nargs="+", default=None, help="only these topics")
     parser.add_argument("--no-wait-for-subscribers", action="store_true",
-                        help="start at once instead of waiting for subscribers on the image topics")
+                        help="start at once instead of waiting for subscribers (see --match-topics)")
     parser.add_argument("--match-timeout", type=float, default=10.0, metavar="S",
                         help="how long to wait for subscribers before playing anyway (default 10)")
-    parser.add_argument("--match-topics", nargs="+", default=None, help="topics that need a subscriber (default: images)")
+    parser.add_argument("--match-topics", nargs="+", default=None, help="topics that need a subscriber before playing (default: images, camera_info, /tf, /tf_static)")
     parser.add_argument("--wait-for-topic", default=None, metavar="TOPIC",
                         help="paced mode: wait for this output (e.g. camera_01/depth) of each frame before the next")
     parser.add_argument("--pace-topic", default=None, help="input topic paced by --wait-for-topic (default derived)")

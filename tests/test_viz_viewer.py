@@ -60,7 +60,7 @@ def test_recording_verifies_and_has_expected_entities(recording):
     assert summary.skipped_topics == []
     # The file also carries the viewer layout (a blueprint store beside the recording).
     printed = subprocess.run([viewer.rerun_cli(), "rrd", "print", str(out)], capture_output=True, text=True,
-                             timeout=120)
+                             timeout=120, env=viewer.rerun_env())
     assert printed.returncode == 0 and "Blueprint" in printed.stdout + printed.stderr
 
 
@@ -220,7 +220,9 @@ def test_serve_binds_loopback_only(recording):
     grpc_port, web_port = _free_port(), _free_port()
     cmd = viewer.serve_command(out, grpc_port=grpc_port, web_port=web_port)
     assert cmd[cmd.index("--bind") + 1] == "127.0.0.1"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = viewer.rerun_env()
+    assert '"analytics_enabled":false' in (Path(env["XDG_CONFIG_HOME"]) / "rerun" / "analytics.json").read_text()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (_listening(grpc_port) and _listening(web_port)):

@@ -770,6 +770,19 @@ def rerun_cli() -> str:
     return found
 
 
+def rerun_env() -> Dict[str, str]:
+    """Environment for the rerun processes this tool starts: rerun's usage analytics switched off (its
+    config lives in a private XDG_CONFIG_HOME under the temp folder, the user's own is left alone)."""
+    import os
+    import tempfile
+
+    cfg = Path(tempfile.gettempdir()) / f"vfdepth-rerun-{os.getuid()}"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(cfg))
+    if not (cfg / "rerun" / "analytics.json").is_file():
+        subprocess.run([rerun_cli(), "analytics", "disable"], env=env, capture_output=True, timeout=60, check=False)
+    return env
+
+
 def serve_command(rrd: str | Path, bind: str = DEFAULT_BIND, grpc_port: int = 9876, web_port: int = 9090) -> List[str]:
     """The rerun CLI command that serves a recording to web viewers, listening on `bind` only.
 
@@ -781,7 +794,8 @@ def serve_command(rrd: str | Path, bind: str = DEFAULT_BIND, grpc_port: int = 98
 
 def verify_recording(rrd: str | Path) -> None:
     """Check a .rrd with rerun's own verifier (`rerun rrd verify`); raise UserError if it fails."""
-    res = subprocess.run([rerun_cli(), "rrd", "verify", str(rrd)], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([rerun_cli(), "rrd", "verify", str(rrd)], capture_output=True, text=True, timeout=300,
+                         env=rerun_env())
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
         raise UserError(f"{rrd}: rerun rrd verify failed: {' | '.join(tail)}")
@@ -828,7 +842,7 @@ def main(args: argparse.Namespace) -> int:
     if args.serve:
         cmd = serve_command(out, args.bind, args.port, args.web_port)
         print(f"serving on http://{args.bind}:{args.web_port} (gRPC {args.bind}:{args.port}); Ctrl-C stops")
-        proc = subprocess.Popen(cmd)
+        proc = subprocess.Popen(cmd, env=rerun_env())
         try:
             return int(proc.wait())
         except KeyboardInterrupt:
@@ -850,6 +864,7 @@ __all__ = [
     "main",
     "pointcloud2_to_xyzrgb",
     "record_bags",
+    "rerun_env",
     "serve_command",
     "verify_recording",
 ]

@@ -98,10 +98,13 @@ def render_cameras(world: World, boxes: Boxes, T_world_ego: np.ndarray, K: np.nd
     near = ((boxes.center[:, :2].to(device) - ego_xy).norm(dim=-1) < 160.0).nonzero()[:, 0]
     bx = boxes.select(near.cpu())
     bx = Boxes(*(getattr(bx, f).to(device) for f in Boxes.__dataclass_fields__))
+    radius = bx.half.norm(dim=-1)
     for n in range(N):
         origin = Tw[:3, :3] @ c_ego[n] + Tw[:3, 3]
         dirs = d_ego[n] @ Tw[:3, :3].T
-        t, b = intersect(origin, dirs, bx)
+        keep = _in_frustum(origin, dirs, hw, bx.center, radius)
+        t, b = intersect(origin, dirs, bx.select(keep))
+        b = torch.where(b >= 0, keep[b.clamp_min(0)], b)
         col, _ = shade(world, origin, dirs, t, b, bx, ang[n])
         d = depth_of(t)
         if mask is not None:
@@ -112,6 +115,24 @@ def render_cameras(world: World, boxes: Boxes, T_world_ego: np.ndarray, K: np.nd
         images[n] = (col.reshape(H, W, 3) * 255.0 + 0.5).clamp(0, 255).byte().cpu().numpy()
         depth[n] = d.reshape(H, W).cpu().numpy()
     return images, depth
+
+
+def _in_frustum(origin: torch.Tensor, dirs: torch.Tensor, hw: Tuple[int, int], centre: torch.Tensor,
+                radius: torch.Tensor) -> torch.Tensor:
+    """Indices of boxes whose bounding spheres touch the camera's view frustum (dirs (H*W, 3) world rays,
+    row-major)."""
+    H, W = hw
+    corners = dirs.reshape(H, W, 3)[[0, 0, -1, -1], [0, -1, -1, 0]]  # tl, tr, br, bl
+    axis = dirs.reshape(H, W, 3)[H // 2, W // 2]
+    rel = centre.to(dirs.dtype) - origin[None]
+    keep = (rel @ axis) / axis.norm() > -radius
+    for k in range(4):  # the four side planes, normals pointing into the frustum
+        nrm = torch.linalg.cross(corners[k], corners[(k + 1) % 4])
+        nrm = nrm / nrm.norm()
+        if (axis @ nrm) < 0:
+            nrm = -nrm
+        keep &= rel @ nrm > -radius
+    return keep.nonzero()[:, 0]
 
 
 def _body_colour(world: World, H: int, W: int, device) -> torch.Tensor:

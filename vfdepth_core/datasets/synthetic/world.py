@@ -281,14 +281,15 @@ def intersect(origin: Tensor, dirs: Tensor, boxes: Boxes, chunk: int = 1 << 15) 
             dx = d[:, None, 0] * c[None] + d[:, None, 1] * s[None]
             dy = -d[:, None, 0] * s[None] + d[:, None, 1] * c[None]
             dz = d[:, None, 2].expand_as(dx)
-            tn = torch.full_like(dx, -float("inf"))
-            tf = torch.full_like(dx, float("inf"))
+            tn = tf = None
             for k, dk in enumerate((dx, dy, dz)):
-                inv = 1.0 / torch.where(dk.abs() < 1e-12, torch.full_like(dk, 1e-12), dk)
+                inv = torch.reciprocal(
+                    torch.where(dk.abs() < 1e-12, torch.full_like(dk, 1e-12), dk))
                 t1 = (-half[None, :, k] - o_l[None, :, k]) * inv
                 t2 = (half[None, :, k] - o_l[None, :, k]) * inv
-                tn = torch.maximum(tn, torch.minimum(t1, t2))
-                tf = torch.minimum(tf, torch.maximum(t1, t2))
+                lo, hi = torch.minimum(t1, t2), torch.maximum(t1, t2)
+                tn = lo if tn is None else torch.maximum(tn, lo)
+                tf = hi if tf is None else torch.minimum(tf, hi)
             hit = (tn <= tf) & (tn > 1e-4)
             tn = torch.where(hit, tn, torch.full_like(tn, float("inf")))
             tmin, bidx = tn.min(dim=1)

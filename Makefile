@@ -43,9 +43,12 @@ test: install
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (expected the suite under tests/): failing" >&2; exit 1; fi; \
 	exit $$rc
 
-# The bags/demo owner replaces this body with the real pipeline.
+# Synthetic drive -> ROS 2 bag -> node graph (own launcher, loopback DDS) -> recorded outputs -> metrics,
+# trajectory plot, mosaic GIF, viewer recording in results/demo/. Trains a small CPU model on first use
+# (cached in results/demo/cache); DEMO_ARGS="--checkpoint X.pt" or VFDEPTH_DEMO_CHECKPOINT=X.pt reuses one.
+DEMO_ARGS ?=
 demo: install
-	@echo "make demo: not ready yet (the synthetic drive -> bag -> node graph pipeline is still being built); nothing was run."
+	@cd $(ROOT); $(PY) tools/demo.py $(DEMO_ARGS)
 
 colcon: install
 	cd $(ROOT)/ros2_ws && colcon build

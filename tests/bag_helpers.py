@@ -52,7 +52,8 @@ def decode_all(path: str | Path, topic: str) -> list:
         reader.close()
 
 
-def tiny_recording(frames: int = 4, cams: int = 2, hw=(24, 32), seed: int = 0, period_ns: int = 100_000_000):
+def tiny_recording(frames: int = 4, cams: int = 2, hw=(24, 32), seed: int = 0, period_ns: int = 100_000_000,
+                   names: Sequence[str] = ()):
     """A hand-made Recording (random images, a plane of LIDAR points, straight-line ego motion): fast, no data."""
     from vfdepth_ros.bag.convert import CameraSpec, Event, Recording
 
@@ -67,7 +68,7 @@ def tiny_recording(frames: int = 4, cams: int = 2, hw=(24, 32), seed: int = 0, p
         Rz = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
         T[:3, :3] = Rz @ R_ego_cam
         T[:3, 3] = [0.5 * np.cos(yaw), 0.5 * np.sin(yaw), 1.5]
-        specs.append(CameraSpec(f"camera_{i:02d}", K, H, W, T))
+        specs.append(CameraSpec(names[i] if names else f"camera_{i:02d}", K, H, W, T))
     t0 = 1_700_000_000_000_000_000
     events = []
     for f in range(frames):

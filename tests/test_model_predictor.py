@@ -1,0 +1,116 @@
+"""Predictor: checkpoint round trip, resizing with intrinsics, ego motion, virtual views, autocast, bad inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from model_helpers import make_batch, make_rig, tiny_config
+from vfdepth_core import geometry as geo
+from vfdepth_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vfdepth_core.geometry import ShapeError
+from vfdepth_core.inference import Predictor, VirtualCamera
+from vfdepth_core.model import VFDepth
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = tiny_config(6)
+    model = VFDepth(cfg).eval()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    path = tmp_path_factory.mktemp("ck") / "last.pt"
+    save_checkpoint(path, model, cfg, opt, step=7, epoch=2, extra={"note": "x"})
+    return path, model, cfg
+
+
+def test_checkpoint_contents(saved):
+    path, model, cfg = saved
+    ck = load_checkpoint(path)
+    assert ck["step"] == 7 and ck["epoch"] == 2 and ck["config_name"] == cfg.name
+    assert ck["config"]["model"]["proj_d_bins"] == 4 and ck["extra"] == {"note": "x"}
+    assert ck["optimizer"] is not None and "torch" in ck["rng"]
+    assert set(ck["model"]) == set(model.state_dict())
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(bad)
+
+
+def test_predictor_round_trip_matches_model(saved):
+    path, model, cfg = saved
+    pred = Predictor.from_checkpoint(path, device="cpu")
+    b = make_batch(6, batch=1)
+    with torch.no_grad():
+        disp, _ = model.predict_depth(b["image"][:, 0], b["K"], b["T_ego_cam"], None)
+        want = model.to_depth(disp, b["K"])
+    out = pred.predict(b["image"][0, 0], b["K"][0], b["T_ego_cam"][0])
+    torch.testing.assert_close(out.depth, want, rtol=1e-5, atol=1e-5)
+    assert out.T_egoprev_egocur is None and out.virtual_depth is None
+    assert {"preprocess", "depth", "total"} <= set(out.timings)
+
+
+def test_predictor_resizes_uint8_and_scales_intrinsics(saved):
+    path, _, cfg = saved
+    pred = Predictor.from_checkpoint(path, device="cpu")
+    b = make_batch(6, H=128, W=192, batch=2)
+    imgs = (b["image"][:, 0] * 255).round().to(torch.uint8)
+    prev = (b["image"][:, 1] * 255).round().to(torch.uint8).numpy()
+    Kv, Tv = make_rig((30.0, -150.0), H=64, W=96)
+    out = pred.predict(imgs, b["K"][0], b["T_ego_cam"][0].numpy(), prev_images=prev, virtual=VirtualCamera(Kv, Tv))
+    assert out.depth.shape == (2, 6, 1, 64, 96)
+    torch.testing.assert_close(out.K, geo.resize_intrinsics(b["K"], (128, 192), (64, 96)))
+    assert out.T_egoprev_egocur.shape == (2, 4, 4)
+    R = out.T_egoprev_egocur[:, :3, :3]
+    torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3).expand(2, 3, 3), atol=1e-5, rtol=0)
+    assert out.virtual_depth.shape == (2, 2, 1, 64, 96) and torch.isfinite(out.virtual_depth).all()
+    assert "pose" in out.timings
+
+
+def test_predictor_autocast_bf16(saved):
+    path, _, _ = saved
+    pred = Predictor.from_checkpoint(path, device="cpu", amp="bf16")
+    b = make_batch(6, batch=1)
+    out = pred.predict(b["image"][0, 0], b["K"][0], b["T_ego_cam"][0], prev_images=b["image"][0, 1])
+    ref = Predictor.from_checkpoint(path, device="cpu").predict(b["image"][0, 0], b["K"][0], b["T_ego_cam"][0])
+    assert out.depth.dtype == torch.float32 and torch.isfinite(out.depth).all()
+    assert ((out.depth - ref.depth).abs() / ref.depth).mean() < 0.1
+
+
+def test_predictor_rejects_bad_inputs(saved):
+    path, _, _ = saved
+    pred = Predictor.from_checkpoint(path, device="cpu")
+    b = make_batch(6, batch=1)
+    img, K, T = b["image"][0, 0], b["K"][0], b["T_ego_cam"][0]
+    with pytest.raises(ShapeError, match=r"images.*\(6, 3, H, W\)"):
+        pred.predict(img[:5], K, T)
+    with pytest.raises(ShapeError, match="images"):
+        pred.predict(img.permute(0, 2, 3, 1), K, T)  # channels last
+    with pytest.raises(ShapeError, match=r"K must have shape \(6, 3, 3\)"):
+        pred.predict(img, K[:4], T)
+    with pytest.raises(ShapeError, match="T_ego_cam"):
+        pred.predict(img, K, T[:, :3])
+    bad_T = T.clone()
+    bad_T[0, 0, 3] = float("nan")
+    with pytest.raises(ValueError, match="T_ego_cam.*NaN"):
+        pred.predict(img, K, bad_T)
+    with pytest.raises(ValueError, match="K"):
+        pred.predict(img, K * 0, T)
+    with pytest.raises(ShapeError, match="prev_images"):
+        pred.predict(img, K, T, prev_images=img[:, :, :10])
+    with pytest.raises(ShapeError, match="virtual.K"):
+        pred.predict(img, K, T, virtual=VirtualCamera(torch.eye(3), torch.eye(4)[None]))
+    with pytest.raises(ValueError, match="images"):
+        pred.predict(np.zeros((6, 3, 64, 96), dtype=np.int32), K, T)
+
+
+def test_predictor_without_checkpoint_warns(caplog):
+    cfg = tiny_config(3)
+    with caplog.at_level("WARNING"):
+        p = Predictor(cfg, device="cpu")
+    assert "random weights" in caplog.text
+    assert p.device.type == "cpu"

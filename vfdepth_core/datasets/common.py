@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -62,15 +63,20 @@ def read_json(path: str | Path, what: str = "file") -> dict:
         raise DatasetError(f"{p}: broken JSON ({exc}); re-download or regenerate this {what}") from None
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Open and fully decode an image as RGB; DatasetError naming the file when missing/truncated/corrupt."""
+def open_rgb(path: str | Path, min_hw: Optional[Tuple[int, int]] = None) -> Tuple[Image.Image, Tuple[int, int]]:
+    """Open and fully decode an image as RGB -> (image, original (H, W)); DatasetError naming the file
+    when missing/truncated/corrupt. With `min_hw`, JPEGs are decoded at the smallest DCT scale (1/2,
+    1/4, 1/8) that is still at least that large (much faster for DDAD's 1936 x 1216 frames)."""
     p = Path(path)
     if not p.is_file():
         raise DatasetError(f"image not found: {p}")
     try:
         with Image.open(p) as img:
+            size0 = (img.size[1], img.size[0])
+            if min_hw is not None and img.format == "JPEG":
+                img.draft("RGB", (min_hw[1], min_hw[0]))
             img.load()  # decodes everything: a truncated file fails here, not later
-            return img.convert("RGB")
+            return img.convert("RGB"), size0
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"image unreadable (truncated or corrupt): {p} ({exc})") from None
 
@@ -78,10 +84,9 @@ def open_rgb(path: str | Path) -> Image.Image:
 def load_image(path: str | Path, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """Read an RGB image, resize to hw = (H, W) (bilinear, antialiased); returns ((3, H, W) float32 in
     [0, 1], original (H0, W0))."""
-    img = open_rgb(path)
-    W0, H0 = img.size
     H, W = hw
-    if (H0, W0) != (H, W):
+    img, (H0, W0) = open_rgb(path, hw)
+    if img.size != (W, H):
         img = img.resize((W, H), Image.BILINEAR)
     arr = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0), (H0, W0)
@@ -179,21 +184,37 @@ def draw_jitter(strengths: Sequence[float], generator: Optional[torch.Generator]
     }
 
 
-def apply_jitter(img: torch.Tensor, params: dict) -> torch.Tensor:
-    """Apply :func:`draw_jitter` factors to images (*, 3, H, W) in [0, 1]."""
-    import torchvision.transforms.functional as TF
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
 
+
+def _grey(img: torch.Tensor) -> torch.Tensor:
+    return (0.299 * img[..., 0, :, :] + 0.587 * img[..., 1, :, :] + 0.114 * img[..., 2, :, :]).unsqueeze(-3)
+
+
+def apply_jitter(img: torch.Tensor, params: dict) -> torch.Tensor:
+    """Apply :func:`draw_jitter` factors to images (*, 3, H, W) in [0, 1].
+
+    Brightness, contrast (towards the mean grey of each image) and saturation (towards its grey image)
+    as torchvision defines them; hue as a rotation of the chroma plane in YIQ space by ``hue * 360``
+    degrees (a linear 3x3 map: much faster than torchvision's HSV round trip, nearly the same result).
+    """
     out = img
     for op in params["order"]:
         if op == 0 and params["brightness"] is not None:
-            out = TF.adjust_brightness(out, params["brightness"])
+            out = (out * params["brightness"]).clamp(0, 1)
         elif op == 1 and params["contrast"] is not None:
-            out = TF.adjust_contrast(out, params["contrast"])
+            mean = _grey(out).mean(dim=(-3, -2, -1), keepdim=True)
+            out = (mean + params["contrast"] * (out - mean)).clamp(0, 1)
         elif op == 2 and params["saturation"] is not None:
-            out = TF.adjust_saturation(out, params["saturation"])
+            g = _grey(out)
+            out = (g + params["saturation"] * (out - g)).clamp(0, 1)
         elif op == 3 and params["hue"] is not None:
-            out = TF.adjust_hue(out, params["hue"])
-    return out.clamp(0.0, 1.0)
+            a = -params["hue"] * 2 * math.pi  # sign chosen to turn hues the way torchvision does
+            rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(a), -math.sin(a)], [0.0, math.sin(a), math.cos(a)]])
+            M = (_YIQ_TO_RGB @ rot @ _RGB_TO_YIQ).to(out.dtype)
+            out = torch.einsum("ij,...jhw->...ihw", M, out).clamp(0, 1)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,34 @@
+"""Test-only helpers for the dataset tests: tiny synthetic drives (cached per process) written to disk."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+DDAD_CAMS = ["camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09"]
+NUSC_CAMS = ["cam_front", "cam_front_left", "cam_front_right", "cam_back_left", "cam_back_right", "cam_back"]
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_drive(rig: str, frames: int = 6, height: int = 64, width: int = 96, seed: int = 1):
+    """A small rendered drive (cached: tests must not modify it)."""
+    import torch
+
+    from vfdepth_core.datasets.synthetic import make_drive
+
+    torch.set_num_threads(1)
+    return make_drive(rig, frames=frames, height=height, width=width, seed=seed)
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def relative_depth_error(sparse: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """|sparse - dense| / dense at pixels where both are valid."""
+    m = (sparse > 0) & (dense > 0)
+    return np.abs(sparse[m] - dense[m]) / dense[m]

@@ -1,0 +1,186 @@
+"""Forward/training-step speed and peak memory of VFDepth at the paper's config and a small CPU config.
+
+    .venv/bin/python benchmarks/bench_model.py --threads 2 --repeats 5 --json results/bench_model.json
+    .venv/bin/python benchmarks/bench_model.py --device cuda --amp bf16      # on a GPU machine
+
+Each config runs in its own subprocess so peak memory (RSS on CPU, torch.cuda.max_memory_allocated on
+GPU) is per config. Reported: parameter counts; depth of N cameras (first call, which builds the rig
+look-ups, and median/p95 of cached calls); one pose call; for the small config a training step (forward,
+all losses, backward, Adam). Ratios are against the paper's released code measured on the same kind of
+2-core machine (DESIGN 5; not re-measured here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+# The paper's released code on a 2-core CPU machine, batch 1, 6 cameras, fp32, median of 5 (DESIGN 5).
+RELEASED_S = {
+    "paper": {"depth_s": 8.5, "pose_s": 3.9, "peak_rss_gb": 4.3},
+    "small": {"depth_s": 0.68, "pose_s": 0.37, "train_step_s": 5.2},
+}
+CONFIGS = {
+    "paper": [],
+    "small": ["training.height=192", "training.width=320", "model.voxel_size=[50,50,10]",
+              "model.voxel_unit_size=[2.0,2.0,3.0]", "model.proj_d_bins=25"],
+}
+
+
+def ring_rig(H: int, W: int, n: int = 6):
+    """A DDAD-like ring of n cameras (K at H x W, T_ego_cam), 1.5 m high, yawed 0, 60, -60, 120, -120, 180 deg."""
+    import torch
+
+    from vfdepth_core import geometry as geo
+
+    yaws = (0.0, 60.0, -60.0, 120.0, -120.0, 180.0)[:n]
+    R_fwd = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
+    fx = (W / 2) / math.tan(math.radians(50))
+    K = torch.stack([geo.intrinsics_matrix(fx, fx, (W - 1) / 2, (H - 1) / 2) for _ in yaws])
+    T = torch.stack([geo.make_transform(geo.euler_to_rotmat(0.0, 0.0, y) @ R_fwd,
+                                        torch.tensor([math.cos(math.radians(y)), math.sin(math.radians(y)), 1.5],
+                                                     dtype=torch.float64)) for y in yaws])
+    return K.float(), T.float()
+
+
+def _timeit(fn, repeats: int, sync):
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+    return {"median_s": statistics.median(times), "p95_s": p95, "n": len(times)}
+
+
+def run_one(name: str, args) -> dict:
+    """Benchmark one config in this process."""
+    import contextlib
+
+    import torch
+
+    from vfdepth_core.config import Config, with_overrides
+    from vfdepth_core.losses import compute_losses
+    from vfdepth_core.model import VFDepth
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dev = torch.device(args.device)
+    cfg = with_overrides(Config(), CONFIGS[name])
+    H, W = cfg.training.height, cfg.training.width
+    model = VFDepth(cfg, load_imagenet=False).to(dev).eval()
+    K, T = ring_rig(H, W)
+    K, T = K[None].to(dev), T[None].to(dev)
+    imgs = torch.rand(1, 3, 6, 3, H, W, device=dev)
+    mask = torch.ones(1, 6, 1, H, W, device=dev)
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
+    ac = (lambda: torch.autocast(dev.type, dtype=amp)) if amp else contextlib.nullcontext
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    res = {"config": name, "height": H, "width": W, "device": str(dev), "amp": args.amp, "threads": args.threads,
+           "params": model.num_parameters()}
+
+    def depth():
+        with torch.no_grad(), ac():
+            model.predict_depth(imgs[:, 0], K, T, mask)
+
+    def pose():
+        with torch.no_grad(), ac():
+            model.predict_pose(imgs[:, 1], imgs[:, 0], K, T, mask)
+
+    sync()
+    t = time.perf_counter()
+    depth()
+    sync()
+    res["depth_first_call_s"] = time.perf_counter() - t
+    res["depth"] = _timeit(depth, args.repeats, sync)
+    res["pose"] = _timeit(pose, args.repeats, sync)
+    if name == "small" and not args.no_train:
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        batch = {"image": imgs, "image_aug": imgs, "K": K, "T_ego_cam": T, "mask": mask}
+
+        def step():
+            with ac():
+                out = model(batch)
+                total, _ = compute_losses(batch, out, cfg)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+
+        step()  # warm-up (Adam state allocation)
+        res["train_step"] = _timeit(step, max(1, args.repeats // 2 + 1), sync)
+    if dev.type == "cuda":
+        res["peak_mem_gb"] = torch.cuda.max_memory_allocated(dev) / 1e9
+        res["peak_mem_kind"] = "cuda_max_memory_allocated"
+    else:
+        res["peak_mem_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB -> GB
+        res["peak_mem_kind"] = "rss"
+    ref = RELEASED_S.get(name, {})
+    res["released_code"] = ref
+    res["speedup_vs_released"] = {
+        k: ref[k + "_s"] / res[k]["median_s"] for k in ("depth", "pose", "train_step") if k + "_s" in ref and k in res}
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=["small", "paper"], choices=sorted(CONFIGS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    ap.add_argument("--no-train", action="store_true", help="skip the training step of the small config")
+    ap.add_argument("--json", default="results/bench_model.json")
+    ap.add_argument("--only", help=argparse.SUPPRESS)  # internal: run one config in this process
+    args = ap.parse_args()
+    if args.only:
+        print(json.dumps(run_one(args.only, args)))
+        return 0
+    results = []
+    for name in args.configs:
+        cmd = [sys.executable, __file__, "--only", name, "--threads", str(args.threads), "--repeats",
+               str(args.repeats), "--device", args.device, "--amp", args.amp] + (["--no-train"] if args.no_train else [])
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            print(p.stderr[-3000:], file=sys.stderr)
+            return 1
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        results.append(r)
+        pc = r["params"]
+        print(f"== {name}: {r['height']}x{r['width']} x6, device {r['device']}, amp {r['amp']}, threads {r['threads']}")
+        print(f"   params: depth {pc['depth_net']:,}  pose {pc['pose_net']:,}  total {pc['total']:,}")
+        print(f"   depth: first call {r['depth_first_call_s']:.3f} s, median {r['depth']['median_s']:.3f} s, "
+              f"p95 {r['depth']['p95_s']:.3f} s (released code {RELEASED_S[name].get('depth_s', '-')} s)")
+        print(f"   pose:  median {r['pose']['median_s']:.3f} s, p95 {r['pose']['p95_s']:.3f} s "
+              f"(released code {RELEASED_S[name].get('pose_s', '-')} s)")
+        if "train_step" in r:
+            print(f"   train step: median {r['train_step']['median_s']:.3f} s, p95 {r['train_step']['p95_s']:.3f} s "
+                  f"(released code {RELEASED_S[name]['train_step_s']} s)")
+        print(f"   peak memory ({r['peak_mem_kind']}): {r['peak_mem_gb']:.2f} GB; speed-up vs released: "
+              + ", ".join(f"{k} x{v:.1f}" for k, v in r["speedup_vs_released"].items()))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"results": results, "released_code_reference": RELEASED_S}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

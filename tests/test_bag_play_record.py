@@ -90,13 +90,13 @@ def test_recorder_survives_player_crash_and_ctrl_c(tiny_bag, tmp_path, ros_domai
     play = _start(["bag", "play", str(tiny_bag), "--rate", "0.01", "--no-progress", "--match-timeout", "30",
                    "--match-topics", "camera_00/image_raw"],
                   ros_domain_id)
-    rec_a = _start(["bag", "record", "-o", str(out_a), "camera_00/image_raw", "/tf_static", "--until-pid",
+    rec_a = _start(["bag", "record", "-o", str(out_a), "camera_00/image_raw", "--until-pid",
                     str(play.pid), "--flush-interval", "0.2"], ros_domain_id)
     rec_b = _start(["bag", "record", "-o", str(out_b), "camera_00/image_raw", "--flush-interval", "0.2"],
                    ros_domain_id)
-    # wait (bounded) until both recorders flushed the first frame to disk
+    # wait (bounded) until both recorders flushed an image (24x32x3 bytes) to disk
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (_partial_size(out_a) < 2000 or _partial_size(out_b) < 2000):
+    while time.monotonic() < deadline and (_partial_size(out_a) < 2304 or _partial_size(out_b) < 2304):
         assert play.poll() is None and rec_a.poll() is None and rec_b.poll() is None
         time.sleep(0.1)
     play.send_signal(signal.SIGKILL)  # the player crashes

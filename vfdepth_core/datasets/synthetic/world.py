@@ -392,8 +392,8 @@ def shade(world: World, origin: Tensor, dirs: Tensor, t: Tensor, bidx: Tensor, b
         el = torch.asin(d[:, 2].clamp(-1, 1))
         az = torch.atan2(d[:, 1], d[:, 0])
         # clouds: the sky texture on a dome (azimuth x elevation), elevation-dependent blue
-        su = az * 30.0
-        sv = el * 60.0
+        su = az * 80.0
+        sv = el * 160.0
         cl = pyr.sample(torch.full_like(az, TEX_SKY, dtype=torch.long), su, sv, torch.full_like(az, 40.0),
                         torch.full_like(az, 0.05))
         blue = torch.stack([0.55 - 0.25 * el, 0.7 - 0.2 * el, 0.95 - 0.05 * el], -1).clamp(0, 1)

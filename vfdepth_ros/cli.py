@@ -30,6 +30,9 @@ class UserError(RuntimeError):
 
 def _user_error_types() -> tuple:
     types: List[type] = [UserError, FileNotFoundError]
+    # Under `python -m vfdepth_ros.cli` this module runs as __main__, while subcommands raise the
+    # UserError of the importable module: catch both.
+    types.append(importlib.import_module("vfdepth_ros.cli").UserError)
     for mod, name in (("vfdepth_core.config", "ConfigError"), ("vfdepth_core.datasets.common", "DatasetError"),
                       ("vfdepth_core.geometry", "ShapeError")):
         try:

@@ -168,6 +168,9 @@ class DDADDataset(SurroundDataset):
                 calib_cache[key] = (K, T)
             return calib_cache[key]
 
+
+        for key in dict.fromkeys(s.get("calibration_key", "") for s in scene["samples"]):
+            calibration(key)  # unknown camera names fail here, naming the calibration file
         for cam in self.cameras:
             if not (scene_dir / "rgb" / cam).is_dir():
                 raise DatasetError(f"{scene_dir}: camera folder rgb/{cam} missing (fix data.cameras or the data)")

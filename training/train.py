@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""Train VFDepth (self-supervised surround-view depth).
+
+    python training/train.py --config_file training/configs/ddad/ddad_surround_fusion.yaml
+    python training/train.py --config_file ... --set training.learning_rate=2e-4 --set training.max_steps=100
+    python training/train.py --config_file ... --resume              # continue <log_dir>/<name>/ exactly
+    torchrun --nproc_per_node=4 training/train.py --config_file ...   # DistributedDataParallel
+
+Outputs under ``<data.log_dir>/<config name>/`` (or ``--run_dir``): ``config.yaml`` (resolved),
+``checkpoints/latest.pt`` + ``checkpoints/epoch_NNN.pt``, ``tensorboard/`` (every loss term, lr,
+throughput, image summaries), ``train_log.jsonl`` and ``val_log.jsonl``.
+
+With ``ddp.ddp_enable: true`` and no torchrun, the script spawns ``ddp.world_size`` workers itself.
+Mistakes in the config, data or checkpoint end with one ``error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from vfdepth_core import training_utils as tu  # noqa: E402
+from vfdepth_core.config import Config, ConfigError, load_config, save_config  # noqa: E402
+
+logger = logging.getLogger("vfdepth.train")
+
+EXIT_USER_ERROR = 2
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Train VFDepth.", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__)
+    ap.add_argument("--config_file", required=True, help="YAML config (training/configs/...)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a config key (repeatable), e.g. training.max_steps=100")
+    ap.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                    help="continue from <run_dir>/checkpoints/latest.pt (or the given checkpoint)")
+    ap.add_argument("--run_dir", default=None, help="output folder (default <data.log_dir>/<config name>)")
+    ap.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available)")
+    ap.add_argument("--overwrite", action="store_true", help="start over in a run folder that has checkpoints")
+    ap.add_argument("--no_progress", action="store_true", help="no tqdm bar (log lines instead)")
+    ap.add_argument("--log_level", default="INFO", help="logging level (DEBUG shows per-step data indices)")
+    return ap.parse_args(argv)
+
+
+def setup_logging(level: str, rank: int) -> None:
+    fmt = "%(asctime)s %(levelname)s " + (f"[rank {rank}] " if "WORLD_SIZE" in os.environ else "") + "%(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, force=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Model and losses (the model engineer's contract: VFDepth(cfg), forward(batch), vfdepth_core.losses)
+
+
+def build_model(cfg: Config):
+    from vfdepth_core.model import VFDepth
+
+    return VFDepth(cfg)
+
+
+def compute_losses(model, cfg: Config, batch: dict, outputs) -> Dict[str, torch.Tensor]:
+    """Every loss term as a scalar tensor; 'total' (with gradient) is the one to minimise."""
+    from vfdepth_core import losses
+
+    total, terms = losses.compute_losses(batch, outputs, cfg)
+    out = dict(terms)
+    out["total"] = total
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Composes the loop: data, model, optimizer/scheduler, checkpoints, summaries, stopping."""
+
+    def __init__(self, cfg: Config, args: argparse.Namespace, info: tu.DistInfo):
+        self.cfg = cfg
+        self.args = args
+        self.info = info
+        self.device = info.device
+        self.run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.data.log_dir) / cfg.name
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.guard = tu.NonFiniteGuard(cfg.training.max_bad_steps)
+        self.stop_reason: Optional[str] = None
+        self._signal = None
+        self.writer = None
+        self.last_val: Optional[dict] = None
+        self._saved_at = None
+        self._last_save = time.monotonic()
+
+    # ---- set-up ----------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from vfdepth_core.datasets import build_dataset, collate_skip_broken
+
+        cfg, t = self.cfg, self.cfg.training
+        tu.seed_everything(t.seed + self.info.rank)
+        tu.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, self.args.config_file)
+        resume_path = self._resume_path()
+        if self.info.is_main and resume_path is None and not self.args.overwrite:
+            if (self.ckpt_dir / "latest.pt").exists():
+                raise ConfigError(f"{self.run_dir} already holds a run (checkpoints/latest.pt); pass --resume to "
+                                  f"continue it, --overwrite to start over, or --run_dir for a new folder")
+
+        train_ds = build_dataset(cfg, "train", skip_broken=True)
+        tu.check_nonempty(train_ds, "train", cfg.data.data_path)
+        self.train_set = tu.SeededSamples(train_ds, seed=t.seed)
+        self.sampler = tu.ResumableSampler(len(train_ds), seed=t.seed, rank=self.info.rank,
+                                           world_size=self.info.world_size, shuffle=True)
+        # The loader's own generator (reseeded per epoch) seeds its workers, so creating an iterator never
+        # draws from the global RNG that a resumed run restores.
+        self.loader_gen = torch.Generator()
+        self.loader = DataLoader(self.train_set, batch_size=t.batch_size, sampler=self.sampler,
+                                 generator=self.loader_gen,
+                                 num_workers=t.num_workers, collate_fn=collate_skip_broken, drop_last=True,
+                                 pin_memory=self.device.startswith("cuda"),
+                                 persistent_workers=False)
+        self.steps_per_epoch = self.sampler.per_epoch // t.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"training.batch_size {t.batch_size} is larger than this rank's share of the "
+                              f"{len(train_ds)} training samples; lower the batch size")
+        self.val_loader = None
+        if self.info.is_main and (t.val_every_epochs or t.val_every_steps) and "gt_depth" in cfg.data.val_requirements:
+            try:
+                val_ds = build_dataset(cfg, "val", skip_broken=True)
+                if len(val_ds):
+                    self.val_loader = DataLoader(val_ds, batch_size=cfg.eval.eval_batch_size, shuffle=False,
+                                                 num_workers=min(cfg.eval.eval_num_workers, t.num_workers),
+                                                 collate_fn=collate_skip_broken)
+                    self.val_cameras = [str(c) for c in cfg.data.cameras]
+            except Exception as exc:  # noqa: BLE001 - validation is optional during training
+                logger.warning("no validation during training: %s", exc)
+
+        model = build_model(cfg).to(self.device)
+        self.model_core = model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=t.scheduler_step_size, gamma=0.1)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.startswith("cuda")))
+        if resume_path is not None:
+            self._load(resume_path)
+        if self.info.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            dev_ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
+            model = DDP(model, device_ids=dev_ids, find_unused_parameters=True)
+        self.model = model
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+            n_params = sum(p.numel() for p in self.model_core.parameters())
+            logger.info("run folder %s; %d training samples, %d steps/epoch x %d epochs, %d parameters, device %s%s",
+                        self.run_dir, len(train_ds), self.steps_per_epoch, t.num_epochs, n_params, self.device,
+                        f", {self.info.world_size} processes" if self.info.distributed else "")
+
+    def _resume_path(self) -> Optional[Path]:
+        r = self.args.resume
+        if r is None:
+            return None
+        p = self.ckpt_dir / "latest.pt" if r == "auto" else Path(r)
+        if not p.exists():
+            if r == "auto":
+                logger.warning("--resume: no checkpoint at %s yet; starting a new run", p)
+                return None
+        return p
+
+    def _load(self, path: Path) -> None:
+        from vfdepth_core.checkpoint import load_checkpoint, restore_rng
+
+        ck = load_checkpoint(path, map_location="cpu")
+        tu.check_checkpoint_compatible(ck.get("config"), self.cfg, str(path))
+        try:
+            self.model_core.load_state_dict(ck["model"])
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"checkpoint {path} does not fit this config's model ({first}); use the config it "
+                              f"was trained with") from None
+        if ck.get("optimizer"):
+            self.optimizer.load_state_dict(ck["optimizer"])
+            for g in self.optimizer.param_groups:  # a changed learning rate in the config wins only on request
+                g.setdefault("initial_lr", self.cfg.training.learning_rate)
+        if ck.get("scheduler"):
+            self.scheduler.load_state_dict(ck["scheduler"])
+        extra = ck.get("extra") or {}
+        self.step = int(ck.get("step", 0))
+        self.epoch = int(extra.get("epoch_in_progress", ck.get("epoch", 0)))
+        self.batch_in_epoch = int(extra.get("batch_in_epoch", 0))
+        if extra.get("world_size", self.info.world_size) != self.info.world_size:
+            logger.warning("resuming a %s-process run with %d processes: the data order of the current epoch "
+                           "restarts", extra.get("world_size"), self.info.world_size)
+            self.batch_in_epoch = 0
+        self.guard.load_state_dict(extra.get("nonfinite", {}))
+        rng_by_rank = extra.get("rng_by_rank") or {}
+        restore_rng(rng_by_rank.get(str(self.info.rank), ck.get("rng")))
+        logger.info("resumed %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+
+    def save(self, per_epoch: Optional[int] = None) -> None:
+        """Write latest.pt (and epoch_NNN.pt); every rank's RNG goes into rank 0's file."""
+        from vfdepth_core.checkpoint import rng_state, save_checkpoint
+
+        rngs = self._gather_rng(rng_state())
+        self._last_save = time.monotonic()
+        self._saved_at = (self.step, self.epoch, self.batch_in_epoch)
+        if not self.info.is_main:
+            return
+        extra = {
+            "epoch_in_progress": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "world_size": self.info.world_size,
+            "nonfinite": self.guard.state_dict(),
+            "rng_by_rank": rngs,
+            "stop_reason": self.stop_reason or "",
+        }
+        if self.last_val is not None:
+            extra["last_val"] = _plain(self.last_val)
+        kw = dict(optimizer=self.optimizer, scheduler=self.scheduler, step=self.step, epoch=self.epoch, extra=extra)
+        save_checkpoint(self.ckpt_dir / "latest.pt", self.model_core, self.cfg, **kw)
+        if per_epoch is not None:  # weights only (as the paper's weights_N); latest.pt is the one to resume
+            save_checkpoint(self.ckpt_dir / f"epoch_{per_epoch:03d}.pt", self.model_core, self.cfg, step=self.step,
+                            epoch=self.epoch, extra={"last_val": extra.get("last_val", {})})
+
+    def _gather_rng(self, mine: dict) -> dict:
+        if not self.info.distributed:
+            return {"0": mine}
+        import torch.distributed as dist
+
+        out: List[Optional[dict]] = [None] * self.info.world_size
+        dist.all_gather_object(out, mine)
+        return {str(r): s for r, s in enumerate(out)}
+
+    # ---- summaries -------------------------------------------------------------------------------
+
+    def _log_due(self) -> bool:
+        lg = self.cfg.logging
+        freq = lg.log_frequency if self.step <= lg.early_phase else lg.late_log_frequency
+        return self.step == 1 or (freq > 0 and self.step % freq == 0)
+
+    def log_scalars(self, terms: Dict[str, float], sps: float) -> None:
+        if self.writer is None:
+            return
+        for k, v in terms.items():
+            self.writer.add_scalar(f"loss/{k}", v, self.step)
+        self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.step)
+        self.writer.add_scalar("train/samples_per_s", sps, self.step)
+        self.writer.add_scalar("train/epoch", self.epoch, self.step)
+        self.writer.add_scalar("train/nonfinite_steps", self.guard.total, self.step)
+        rec = {"step": self.step, "epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+               "samples_per_s": sps, "elapsed_s": time.monotonic() - self._t_start, **terms}
+        with open(self.run_dir / "train_log.jsonl", "a") as f:
+            f.write(__import__("json").dumps(rec) + "\n")
+
+    def log_images(self, batch: dict, outputs) -> None:
+        if self.writer is None:
+            return
+        try:
+            t = self.cfg.training
+            b0 = 0
+            self.writer.add_image("input/frame0", tu.rgb_mosaic(batch["image"][b0, 0]), self.step, dataformats="HWC")
+            self.writer.add_image("depth/pred", tu.depth_mosaic(outputs.depth[b0], t.min_depth, t.max_depth),
+                                  self.step, dataformats="HWC")
+            if "depth_gt" in batch:
+                self.writer.add_image("depth/gt", tu.depth_mosaic(batch["depth_gt"][b0], t.min_depth, t.max_depth),
+                                      self.step, dataformats="HWC")
+            if getattr(outputs, "depth_aug", None) is not None:
+                self.writer.add_image("depth/virtual_view", tu.depth_mosaic(outputs.depth_aug[b0], t.min_depth,
+                                                                            t.max_depth), self.step, dataformats="HWC")
+        except Exception as exc:  # noqa: BLE001 - a summary must never stop training
+            logger.warning("image summary failed: %s", exc)
+
+    # ---- validation ------------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        if self.val_loader is None or not self.info.is_main:
+            return
+        ev = self.cfg.eval
+        res = tu.evaluate_depth_model(self.model_core, self.val_loader, self.val_cameras, self.device,
+                                      ev.eval_min_depth, ev.eval_max_depth, max_samples=ev.eval_max_samples,
+                                      amp=self.cfg.training.amp)
+        self.last_val = {"step": self.step, "epoch": self.epoch,
+                         "metric": res["metric"]["mean"], "median": res["median"]["mean"],
+                         "median_ratio": (res.get("median_ratio") or {}).get("mean"), "samples": res["samples"],
+                         "elapsed_s": time.monotonic() - self._t_start}
+        for s in ("metric", "median"):
+            for k, v in res[s]["mean"].items():
+                if v is not None:
+                    self.writer.add_scalar(f"val_{s}/{k}", v, self.step)
+        with open(self.run_dir / "val_log.jsonl", "a") as f:
+            f.write(__import__("json").dumps(_plain(self.last_val)) + "\n")
+        m, md = res["metric"]["mean"], res["median"]["mean"]
+        logger.info("validation at step %d: metric abs_rel %.3f d1 %.3f | median abs_rel %.3f d1 %.3f (%d samples, %.0f s)",
+                    self.step, _f(m["abs_rel"]), _f(m["d1"]), _f(md["abs_rel"]), _f(md["d1"]), res["samples"],
+                    res["seconds"])
+
+    # ---- loop ------------------------------------------------------------------------------------
+
+    def _sync_flags(self) -> tuple[bool, bool]:
+        """(stop, save_due), agreed by all ranks (rank 0's clock and any rank's signal count)."""
+        t = self.cfg.training
+        reason = None
+        if t.max_steps is not None and self.step >= t.max_steps:
+            reason = f"training.max_steps={t.max_steps} reached"
+        elif t.max_minutes is not None and (time.monotonic() - self._t_start) / 60.0 >= t.max_minutes:
+            reason = f"training.max_minutes={t.max_minutes} reached"
+        elif self._signal is not None:
+            reason = f"signal {self._signal}"
+        save_due = self.info.is_main and time.monotonic() - self._last_save >= 60.0 * t.checkpoint_minutes
+        flags = torch.tensor([1.0 if reason else 0.0, 1.0 if save_due else 0.0], device=self.device)
+        if self.info.distributed:
+            import torch.distributed as dist
+
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        stop, save = bool(flags[0].item() > 0), bool(flags[1].item() > 0)
+        if stop and self.stop_reason is None:
+            self.stop_reason = reason or "another rank stopped"
+        return stop, save
+
+    def _train_step(self, batch: dict):
+        t = self.cfg.training
+        self.optimizer.zero_grad(set_to_none=True)
+        with tu._autocast(self.device, t.amp):
+            outputs = self.model(batch)
+            terms = compute_losses(self.model, self.cfg, batch, outputs)
+        total = terms["total"]
+        self.scaler.scale(total.float()).backward()
+        # identical decision on every rank: gradients are already averaged, the loss is reduced here
+        loss_ok = torch.isfinite(tu.all_reduce_mean(total.detach().float().reshape(1), self.info)).all()
+        ok = self.guard.check(torch.tensor(0.0 if (bool(loss_ok) and tu.grads_finite(self.model.parameters()))
+                                           else float("nan")), self.step + 1)
+        if ok:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+        return ok, {k: float(v.detach()) for k, v in terms.items()}, outputs
+
+    def train(self) -> int:
+        cfg, t = self.cfg, self.cfg.training
+        self._t_start = time.monotonic()
+        self._last_save = time.monotonic()
+        total_steps = t.num_epochs * self.steps_per_epoch
+        if t.max_steps is not None:
+            total_steps = min(total_steps, t.max_steps)
+        self._install_signals()
+        bar = None
+        if self.info.is_main and not self.args.no_progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_steps, initial=min(self.step, total_steps), unit="step", dynamic_ncols=True,
+                       desc=cfg.name, file=sys.stderr)
+        sps_ema = None
+        global_batch = t.batch_size * self.info.world_size
+        stopped, _ = self._sync_flags()
+        while not stopped and self.epoch < t.num_epochs:
+            self.sampler.set_position(self.epoch, self.batch_in_epoch * t.batch_size)
+            self.train_set.set_epoch(self.epoch)
+            self.loader_gen.manual_seed(t.seed * 1_000_003 + self.epoch)
+            t_last = time.perf_counter()
+            for batch in self.loader:
+                if batch is None:  # every sample of the batch was broken
+                    self.batch_in_epoch += 1
+                    continue
+                batch = tu.batch_to_device(batch, self.device)
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("rank %d before step %d: rng digest %s, input digest %s, optimizer digest %s",
+                                 self.info.rank, self.step + 1, _digest(torch.get_rng_state()),
+                                 {k: _digest(v) for k, v in batch.items() if isinstance(v, torch.Tensor)},
+                                 _digest(*[t for st in self.optimizer.state.values() for t in st.values()]))
+                ok, terms, outputs = self._train_step(batch)
+                self.step += 1
+                self.batch_in_epoch += 1
+                now = time.perf_counter()
+                sps = global_batch / max(now - t_last, 1e-9)
+                t_last = now
+                sps_ema = sps if sps_ema is None else 0.9 * sps_ema + 0.1 * sps
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("rank %d step %d samples %s param_checksum %.10e", self.info.rank, self.step,
+                                 list(map(int, batch["index"])) if "index" in batch else "?",
+                                 _checksum(self.model_core))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{terms['total']:.4f}", sps=f"{sps_ema:.2f}", ep=self.epoch,
+                                    skipped=self.guard.total, refresh=False)
+                if self.info.is_main and self._log_due():
+                    self.log_scalars(terms, sps_ema)
+                    self.log_images(batch, outputs)
+                    if bar is None:
+                        logger.info("step %d/%d epoch %d loss %.4f %.2f samples/s", self.step, total_steps, self.epoch,
+                                    terms["total"], sps_ema)
+                del outputs
+                if t.val_every_steps and self.step % t.val_every_steps == 0:
+                    self.validate()
+                stopped, save_due = self._sync_flags()
+                if stopped:
+                    break
+                if save_due:
+                    self.save()
+            if stopped:
+                break
+            # end of epoch
+            finished = self.epoch
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self.scheduler.step()
+            if t.val_every_epochs and (finished + 1) % t.val_every_epochs == 0:
+                self.validate()
+            save_freq = max(1, cfg.logging.save_frequency)
+            self.save(per_epoch=finished if (finished + 1) % save_freq == 0 else None)
+            stopped, _ = self._sync_flags()
+        if bar is not None:
+            bar.close()
+        if self.stop_reason is not None:
+            logger.info("stopping early at step %d: %s", self.step, self.stop_reason)
+        if self._saved_at != (self.step, self.epoch, self.batch_in_epoch):
+            self.save()
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+        if self.info.is_main:
+            logger.info("done: %d steps, %d non-finite steps skipped, checkpoint %s", self.step, self.guard.total,
+                        self.ckpt_dir / "latest.pt")
+        return 0
+
+    def _install_signals(self) -> None:
+        def handler(signum, _frame):
+            self._signal = signal.Signals(signum).name
+            logger.warning("%s received: stopping after this step with a checkpoint", self._signal)
+
+        try:
+            signal.signal(signal.SIGTERM, handler)
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread
+            pass
+
+
+def _digest(*tensors) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for x in tensors:
+        h.update(x.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def _checksum(model) -> float:
+    with torch.no_grad():
+        return float(sum(p.double().sum() for p in model.parameters()))
+
+
+def _f(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def _spawn_entry(local_rank: int, argv: List[str], world_size: int, port: int) -> None:
+    os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    rc = main(argv)
+    if rc:
+        raise SystemExit(rc)
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    rank = int(os.environ.get("RANK", 0))
+    setup_logging(args.log_level, rank)
+    cfg = load_config(args.config_file, args.set)
+    if cfg.ddp.ddp_enable and not tu.launched_by_torchrun() and cfg.ddp.world_size > 1:
+        if torch.cuda.is_available() and torch.cuda.device_count() < cfg.ddp.world_size:
+            raise ConfigError(f"ddp.world_size {cfg.ddp.world_size} needs as many GPUs, found "
+                              f"{torch.cuda.device_count()}; lower ddp.world_size or disable ddp.ddp_enable")
+        import torch.multiprocessing as mp
+
+        logger.info("ddp.ddp_enable: spawning %d worker processes", cfg.ddp.world_size)
+        mp.spawn(_spawn_entry, args=(list(argv if argv is not None else sys.argv[1:]), cfg.ddp.world_size,
+                                     tu.free_port()), nprocs=cfg.ddp.world_size, join=True)
+        return 0
+    info = tu.init_distributed(cfg.ddp.gpus if cfg.ddp.ddp_enable else (), args.device)
+    try:
+        trainer = Trainer(cfg, args, info)
+        trainer.setup()
+        return trainer.train()
+    finally:
+        if info.distributed:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from vfdepth_core.checkpoint import CheckpointError
+    from vfdepth_core.datasets.common import DatasetError
+    from vfdepth_core.geometry import ShapeError
+
+    try:
+        return run(argv)
+    except (ConfigError, DatasetError, CheckpointError, ShapeError, tu.TrainingAbort) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -112,18 +112,24 @@ class DDADDataset(SurroundDataset):
         if split not in SPLIT_IDS:
             raise DatasetError(f"unknown split '{split}' (use train, val or test)")
         top = read_json(self.data_path, "DDAD dataset file (ddad.json)")
-        splits = top.get("scene_splits")
+        splits = top.get("scene_splits") if isinstance(top, dict) else None
         if not isinstance(splits, dict):
             raise DatasetError(f"{self.data_path}: no 'scene_splits' (is this a DGP ddad.json?)")
         sid = SPLIT_IDS[split]
         if sid not in splits:
             raise DatasetError(f"{self.data_path}: scene_splits has no split \"{sid}\" ({split}); "
                                f"it has {sorted(splits)}")
-        files = splits[sid].get("filenames", [])
-        if not files:
+        files = splits[sid].get("filenames", []) if isinstance(splits[sid], dict) else None
+        if not files or not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise DatasetError(f"{self.data_path}: split \"{sid}\" ({split}) lists no scene files")
         for f in files:
-            self._add_scene(self.data_root / f)
+            try:
+                self._add_scene(self.data_root / f)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                if isinstance(exc, DatasetError):
+                    raise
+                raise DatasetError(f"{self.data_root / f}: malformed DGP scene or calibration JSON "
+                                   f"({type(exc).__name__}: {exc})") from None
         if not self.refs:
             logger.warning("%s: split %s has no sample with frames %s", self.data_path, split, self.frame_ids)
         logger.info("DDAD %s: %d samples from %d scenes", split, len(self.refs), len(files))

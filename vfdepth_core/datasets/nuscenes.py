@@ -70,10 +70,19 @@ def open_nuscenes(dataroot: str | Path, version: str):
         raise DatasetError(f"{tdir}: missing nuScenes table(s) {', '.join(t + '.json' for t in missing)}")
     from nuscenes.nuscenes import NuScenes
 
+    import json
+
     try:
         return NuScenes(version=version, dataroot=str(root), verbose=False)
     except AssertionError as exc:  # e.g. a missing map file
         raise DatasetError(f"{root}: nuscenes-devkit cannot open {version}: {exc}") from None
+    except Exception as exc:  # broken tables: name the first one that does not parse, else the folder
+        for t in _TABLES:
+            try:
+                json.loads((tdir / f"{t}.json").read_text())
+            except (ValueError, UnicodeDecodeError) as jexc:
+                raise DatasetError(f"{tdir / (t + '.json')}: broken JSON ({jexc})") from None
+        raise DatasetError(f"{tdir}: malformed nuScenes tables ({type(exc).__name__}: {exc})") from None
 
 
 class NuScenesDataset(SurroundDataset):
@@ -89,18 +98,27 @@ class NuScenesDataset(SurroundDataset):
         self.data_root = Path(dataroot)
         self.cameras = [c.upper() for c in cameras]
         self.nusc = nusc if nusc is not None else open_nuscenes(dataroot, version)
-        known = {s["channel"] for s in self.nusc.sensor}
+        try:
+            known = {s["channel"] for s in self.nusc.sensor}
+            by_name = {s["name"]: s for s in self.nusc.scene}
+        except (KeyError, TypeError) as exc:
+            raise DatasetError(f"{self.data_root / version}: malformed sensor/scene table ({exc})") from None
         unknown = [c for c in self.cameras if c not in known]
         if unknown:
             raise DatasetError(f"{self.data_root / version}: unknown camera channel(s) {unknown}; sensors are "
                                f"{sorted(known)} (fix data.cameras)")
         names = self._split_scenes(split, version, split_file)
-        by_name = {s["name"]: s for s in self.nusc.scene}
         absent = [n for n in names if n not in by_name]
         if absent:
             raise DatasetError(f"split '{split}' names scene(s) absent from {version}: {absent[:5]}")
         for n in names:
-            self._add_scene(by_name[n])
+            try:
+                self._add_scene(by_name[n])
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                if isinstance(exc, DatasetError):
+                    raise
+                raise DatasetError(f"{self.data_root / version}: malformed nuScenes records for scene {n} "
+                                   f"({type(exc).__name__}: {exc})") from None
         logger.info("nuScenes %s: %d samples from %d scenes", split, len(self.refs), len(names))
 
     def _split_scenes(self, split: str, version: str, split_file: Optional[str]) -> List[str]:

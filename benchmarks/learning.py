@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Learning benchmark: does VFDepth learn metric depth on the synthetic DDAD-rig world?
+
+    python benchmarks/learning.py                      # ~50 min of training on the CPU config
+    python benchmarks/learning.py --minutes 5 --scenes 3 --frames 30   # a quick look
+
+1. Generates training scenes and separate held-out scenes with ``vfdepth synth`` (DDAD rig, 192x320).
+2. Trains ``training/configs/synthetic/synthetic_cpu.yaml`` through the real ``training/train.py`` for
+   ``--minutes`` (validation on a few held-out samples every ``--val_every`` steps: the learning curve).
+3. Evaluates the final checkpoint on every held-out sample (the paper's protocol) and prints metric and
+   median-scaled abs_rel / d1 next to the best constant-depth predictor on the same pixels.
+
+Writes ``results/learning/``: ``learning.json`` (all numbers), ``learning_curve.png``, the run folder
+``run/`` (checkpoints, TensorBoard, train/val logs) and ``train.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+logger = logging.getLogger("vfdepth.bench.learning")
+
+CONFIG = ROOT / "training" / "configs" / "synthetic" / "synthetic_cpu.yaml"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=50.0, help="training wall time (default 50)")
+    ap.add_argument("--scenes", type=int, default=8, help="scenes to generate, held-out ones included")
+    ap.add_argument("--val_scenes", type=int, default=2, help="held-out scenes (never trained on)")
+    ap.add_argument("--frames", type=int, default=60, help="frames per scene (10 Hz)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--data_dir", default=str(ROOT / "input_data" / "learning_synthetic"))
+    ap.add_argument("--out", default=str(ROOT / "results" / "learning"))
+    ap.add_argument("--config_file", default=str(CONFIG))
+    ap.add_argument("--set", action="append", default=[], help="extra config overrides for training")
+    ap.add_argument("--val_every", type=int, default=50, help="validate every N steps during training")
+    ap.add_argument("--val_samples", type=int, default=12, help="held-out samples per validation during training")
+    ap.add_argument("--resume", action="store_true", help="continue the run in <out>/run")
+    ap.add_argument("--eval_only", action="store_true", help="only evaluate <out>/run/checkpoints/latest.pt")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("VFDEPTH_BENCH_THREADS", "1")),
+                    help="torch CPU threads for training (default 1: one core)")
+    return ap.parse_args(argv)
+
+
+def generate(args) -> Path:
+    data = Path(args.data_dir)
+    ds_json = data / "ddad.json"
+    if ds_json.exists():
+        logger.info("using the existing synthetic world %s", ds_json)
+        return ds_json
+    cmd = [sys.executable, "-m", "vfdepth_ros.cli", "synth", "--rig", "ddad", "--scenes", str(args.scenes),
+           "--val-scenes", str(args.val_scenes), "--frames", str(args.frames), "--height", "192", "--width", "320",
+           "--seed", str(args.seed), "--out", str(data), "--threads", str(args.threads)]
+    logger.info("generating: %s", " ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return ds_json
+
+
+def train(args, ds_json: Path, run_dir: Path) -> None:
+    cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--config_file", args.config_file,
+           "--run_dir", str(run_dir), "--no_progress",
+           "--set", f"data.data_path={ds_json}",
+           "--set", f"training.max_minutes={args.minutes}",
+           "--set", "training.num_epochs=1000",
+           "--set", f"training.val_every_steps={args.val_every}",
+           "--set", "training.val_every_epochs=0",
+           "--set", f"eval.eval_max_samples={args.val_samples}",
+           "--set", "training.checkpoint_minutes=5"]
+    for s in args.set:
+        cmd += ["--set", s]
+    if args.resume:
+        cmd.append("--resume")
+    else:
+        cmd.append("--overwrite")
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    logger.info("training: %s", " ".join(cmd))
+    with open(Path(args.out) / "train.log", "a") as log:
+        rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise SystemExit(f"training failed (exit {rc}); see {Path(args.out) / 'train.log'}")
+
+
+def evaluate(args, ds_json: Path, run_dir: Path) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from vfdepth_core import training_utils as tu
+    from vfdepth_core.checkpoint import load_checkpoint
+    from vfdepth_core.config import config_from_dict, with_overrides
+    from vfdepth_core.datasets import build_dataset, collate_skip_broken
+    from vfdepth_core.metrics import constant_baseline_protocol
+    from vfdepth_core.model import VFDepth
+
+    torch.set_num_threads(max(1, args.threads))
+    ck = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    cfg = with_overrides(config_from_dict(ck["config"], "checkpoint", ck["config_name"]),
+                         [f"data.data_path={ds_json}", "eval.eval_max_samples=None"])
+    model = VFDepth(cfg, load_imagenet=False)
+    model.load_state_dict(ck["model"])
+    ds = build_dataset(cfg, "val")
+    loader = DataLoader(ds, batch_size=1, shuffle=False, collate_fn=collate_skip_broken)
+    res = tu.evaluate_depth_model(model, loader, list(cfg.data.cameras), "cpu", cfg.eval.eval_min_depth,
+                                  cfg.eval.eval_max_depth, keep_gt=True)
+    base = constant_baseline_protocol(res.pop("gt_values"))
+    return {"step": ck["step"], "epoch": ck["epoch"], "config": ck["config_name"], "eval": res, "constant": base}
+
+
+def plot_curve(run_dir: Path, out_png: Path, base: dict | None) -> list:
+    rows = []
+    p = run_dir / "val_log.jsonl"
+    if p.exists():
+        rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    if not rows:
+        return rows
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, title in ((axes[0], "abs_rel", "abs_rel (lower is better)"), (axes[1], "d1", "d < 1.25 (higher is better)")):
+        ax.plot(steps, [r["metric"][key] for r in rows], "o-", label="metric")
+        ax.plot(steps, [r["median"][key] for r in rows], "s-", label="median-scaled")
+        if base is not None:
+            ax.axhline(base["metric"][key], color="r", ls="--", label=f"best constant ({base['metric']['value_m']:.1f} m)")
+            ax.axhline(base["median"][key], color="gray", ls=":", label="constant, median-scaled")
+        ax.set_xlabel("training step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("VFDepth on held-out synthetic scenes (validation subset during training)")
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_dir = out / "run"
+    t0 = time.time()
+    ds_json = generate(args)
+    if not args.eval_only:
+        train(args, ds_json, run_dir)
+    res = evaluate(args, ds_json, run_dir)
+    rows = plot_curve(run_dir, out / "learning_curve.png", res["constant"])
+    m, md = res["eval"]["metric"]["mean"], res["eval"]["median"]["mean"]
+    cm, cmd = res["constant"]["metric"], res["constant"]["median"]
+    summary = {
+        "held_out_samples": res["eval"]["samples"],
+        "steps": res["step"],
+        "metric": {"abs_rel": m["abs_rel"], "d1": m["d1"], "rmse": m["rmse"]},
+        "median_scaled": {"abs_rel": md["abs_rel"], "d1": md["d1"], "rmse": md["rmse"]},
+        "constant_metric": {"value_m": cm["value_m"], "abs_rel": cm["abs_rel"], "d1": cm["d1"], "rmse": cm["rmse"]},
+        "constant_median_scaled": {"abs_rel": cmd["abs_rel"], "d1": cmd["d1"], "rmse": cmd["rmse"]},
+        "median_ratio_mean": (res["eval"].get("median_ratio") or {}).get("mean"),
+        "target_metric_abs_rel": 0.20,
+        "meets_target": m["abs_rel"] is not None and m["abs_rel"] <= 0.20,
+    }
+    from vfdepth_core.metrics import format_depth_table
+    from vfdepth_core.training_utils import write_json
+
+    write_json(out / "learning.json", {"summary": summary, "full": res, "curve": rows,
+                                       "wall_s": time.time() - t0, "args": vars(args)})
+    print(format_depth_table(res["eval"], "metric"))
+    print(format_depth_table(res["eval"], "median"))
+    print(f"\nheld-out samples: {summary['held_out_samples']}, training steps: {summary['steps']}")
+    print(f"{'':24s} {'abs_rel':>8s} {'d1':>8s} {'rmse':>8s}")
+    for name, row in (("VFDepth metric", summary["metric"]), ("VFDepth median-scaled", summary["median_scaled"]),
+                      (f"constant {cm['value_m']:.1f} m", summary["constant_metric"]),
+                      ("constant median-scaled", summary["constant_median_scaled"])):
+        print(f"{name:24s} {row['abs_rel']:8.3f} {row['d1']:8.3f} {row['rmse']:8.3f}")
+    print(f"median ratio gt/pred (1 = right scale): {summary['median_ratio_mean']}")
+    print(f"results: {out / 'learning.json'}, curve: {out / 'learning_curve.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

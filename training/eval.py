@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Evaluate a VFDepth checkpoint with the paper's protocol (metric and median scaling, per camera + mean).
+
+    python training/eval.py --config_file training/configs/ddad/ddad_surround_fusion.yaml
+    python training/eval.py --config_file ... --weight_path results/ddad_surround_fusion/checkpoints/epoch_019.pt
+    python training/eval.py --config_file .../ddad_surround_fusion_augdepth.yaml   # + novel-view depth
+
+The model is built from the checkpoint's own config; the config file (and ``--set``) supply the data,
+eval and output settings (``--use_file_config`` builds the model from the file instead, after checking
+that it fits the checkpoint). Default weights: ``<data.log_dir>/<config name>/checkpoints/latest.pt``.
+
+Writes ``results/<config name>/`` (``<data.log_dir>/<config name>/`` unless ``--out_dir``):
+``metrics.json``, ``metrics.csv``, with ``eval.eval_visualize`` depth/error PNGs in ``vis/``, and with
+``training.aug_depth`` or ``eval.syn_visualize`` synthesized novel-view depth in ``syn_results/``
+(colormap PNG + raw ``.npy`` metres per virtual view).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vfdepth_core import training_utils as tu  # noqa: E402
+from vfdepth_core.config import (Config, ConfigError, config_from_dict, config_to_dict, load_config,  # noqa: E402
+                                 with_overrides)
+
+logger = logging.getLogger("vfdepth.eval")
+
+# Sections of the file config that apply on top of the checkpoint's config (not the network's shape).
+_RUNTIME_SECTIONS = ("data", "eval", "load", "logging", "ddp")
+_RUNTIME_TRAINING_KEYS = ("min_depth", "max_depth", "focal_length_scale", "aug_depth", "aug_angle", "amp")
+
+# Novel views of the synthesis sweep: yaw offsets (degrees) applied to every camera about the vehicle origin.
+SYN_YAWS_DEG = (-20.0, -10.0, 10.0, 20.0)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="Evaluate VFDepth (paper protocol).",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--config_file", required=True)
+    ap.add_argument("--weight_path", default=None, help="checkpoint (.pt) written by train.py")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    ap.add_argument("--out_dir", default=None, help="output folder (default results/<config name>)")
+    ap.add_argument("--split", default="val", choices=("val", "test", "train"))
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--use_file_config", action="store_true", help="build the model from --config_file")
+    ap.add_argument("--log_level", default="INFO")
+    return ap.parse_args(argv)
+
+
+def merged_config(file_cfg: Config, ckpt_cfg: dict, name: str) -> Config:
+    """The checkpoint's network config with the file's data/eval/output settings."""
+    tree = dict(ckpt_cfg)
+    f = config_to_dict(file_cfg)
+    for sec in _RUNTIME_SECTIONS:
+        tree[sec] = f[sec]
+    tree["training"] = dict(tree.get("training", {}))
+    for k in _RUNTIME_TRAINING_KEYS:
+        tree["training"][k] = f["training"][k]
+    return config_from_dict(tree, "checkpoint+config", name)
+
+
+def syn_views(T_ego_cam: torch.Tensor, yaws_deg=SYN_YAWS_DEG) -> torch.Tensor:
+    """(B, N, 4, 4) -> (B, N*len(yaws), 4, 4): every camera yawed about the vehicle origin."""
+    from vfdepth_core import geometry as geo
+
+    out = []
+    for yaw in yaws_deg:
+        R = geo.euler_to_rotmat(0.0, 0.0, float(yaw), degrees=True).to(T_ego_cam)
+        T_rot = geo.make_transform(R, torch.zeros(3, dtype=T_ego_cam.dtype, device=T_ego_cam.device))
+        out.append(T_rot @ T_ego_cam)
+    return torch.stack(out, 2).flatten(1, 2)
+
+
+def write_tables(res: dict, out_dir: Path, cameras: List[str]) -> None:
+    from vfdepth_core.metrics import DEPTH_METRICS
+
+    tu.write_json(out_dir / "metrics.json", res)
+    with open(out_dir / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["scaling", "camera", *DEPTH_METRICS])
+        for s in ("metric", "median"):
+            for cam in [*cameras, "mean"]:
+                row = res[s]["mean"] if cam == "mean" else res[s]["per_camera"][cam]
+                w.writerow([s, cam, *["" if row[m] is None else f"{row[m]:.6f}" for m in DEPTH_METRICS]])
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    from torch.utils.data import DataLoader
+
+    from vfdepth_core.checkpoint import load_checkpoint
+    from vfdepth_core.datasets import build_dataset, collate_skip_broken
+    from vfdepth_core.metrics import format_depth_table
+    from vfdepth_core.model import VFDepth
+
+    file_cfg = load_config(args.config_file, args.set)
+    weight = Path(args.weight_path) if args.weight_path else Path(file_cfg.data.log_dir) / file_cfg.name / "checkpoints" / "latest.pt"
+    if not weight.exists():
+        raise ConfigError(f"no checkpoint at {weight}; pass --weight_path (a .pt file written by training/train.py)")
+    ck = load_checkpoint(weight, map_location="cpu")
+    if args.use_file_config:
+        tu.check_checkpoint_compatible(ck.get("config"), file_cfg, str(weight))
+        cfg = file_cfg
+    else:
+        try:
+            cfg = merged_config(file_cfg, ck["config"], file_cfg.name)
+        except ConfigError as exc:
+            raise ConfigError(f"{weight}: its config does not load ({exc})") from None
+        if args.set:
+            cfg = with_overrides(cfg, args.set)
+        tu.check_checkpoint_compatible(ck.get("config"), cfg, str(weight))
+    device = tu.pick_device(0, (), args.device)
+    tu.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, args.config_file)
+
+    model = VFDepth(cfg, load_imagenet=False)
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"checkpoint {weight} does not fit the model of this config ({first})") from None
+    model.to(device).eval()
+
+    ds = build_dataset(cfg, args.split, skip_broken=True)
+    tu.check_nonempty(ds, args.split, cfg.data.data_path)
+    loader = DataLoader(ds, batch_size=cfg.eval.eval_batch_size, shuffle=False,
+                        num_workers=cfg.eval.eval_num_workers, collate_fn=collate_skip_broken)
+    out_dir = Path(args.out_dir) if args.out_dir else Path(cfg.data.log_dir) / file_cfg.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cams = [str(c) for c in cfg.data.cameras]
+    ev = cfg.eval
+    do_syn = cfg.training.aug_depth or ev.syn_visualize
+    syn_target = ev.syn_idx if ev.syn_idx is not None and 0 <= ev.syn_idx < len(ds) else 0
+    counter = {"i": 0}
+
+    def on_batch(batch, depth, errs):
+        for b in range(depth.shape[0]):
+            i = counter["i"] + b
+            if ev.eval_visualize:
+                _write_vis(out_dir / "vis", i, batch, depth, b, cams, ev.eval_max_depth, cfg.training.min_depth)
+            if do_syn and i == syn_target:
+                _write_syn(out_dir / "syn_results", i, model, batch, b, cams, cfg)
+        counter["i"] += depth.shape[0]
+
+    logger.info("evaluating %s (step %s) on %d %s samples of %s", weight, ck.get("step"), len(ds), args.split,
+                cfg.data.data_path)
+    res = tu.evaluate_depth_model(model, loader, cams, device, ev.eval_min_depth, ev.eval_max_depth,
+                                  max_samples=ev.eval_max_samples, on_batch=on_batch, amp=cfg.training.amp)
+    res["checkpoint"] = str(weight)
+    res["step"] = int(ck.get("step", 0))
+    res["config_name"] = ck.get("config_name")
+    res["split"] = args.split
+    write_tables(res, out_dir, cams)
+    print(f"checkpoint {weight} (step {res['step']}), {res['samples']} {args.split} samples, "
+          f"depth cap {ev.eval_max_depth} m")
+    print(format_depth_table(res, "metric"))
+    print()
+    print(format_depth_table(res, "median"))
+    ratio = (res.get("median_ratio") or {}).get("mean")
+    if ratio is not None:
+        print(f"\nmean median ratio gt/pred: {ratio:.3f}")
+    print(f"\nwrote {out_dir / 'metrics.json'} and {out_dir / 'metrics.csv'}")
+    if do_syn:
+        print(f"novel-view depth in {out_dir / 'syn_results'}")
+    return 0
+
+
+def _write_vis(folder: Path, i: int, batch: dict, depth: torch.Tensor, b: int, cams: List[str], max_d: float,
+               min_d: float) -> None:
+    from vfdepth_core import viz
+
+    rgb = [tu.image_to_uint8(im) for im in batch["image"][b, 0]]
+    pred = [tu.colorize_depth_np(d[0].cpu().numpy(), min_d, max_d) for d in depth[b]]
+    gt = batch["depth_gt"][b, :, 0].cpu().numpy()
+    err = [viz.colorize_error(depth[b, n, 0].cpu().numpy(), gt[n], batch["mask"][b, n, 0].cpu().numpy())
+           for n in range(len(cams))]
+    tu.write_png(folder / f"{i:05d}_rgb.png", tu.tile(rgb, 3))
+    tu.write_png(folder / f"{i:05d}_depth.png", tu.tile(pred, 3))
+    tu.write_png(folder / f"{i:05d}_abs_rel_error.png", tu.tile([np.asarray(e) for e in err], 3))
+
+
+@torch.no_grad()
+def _write_syn(folder: Path, i: int, model, batch: dict, b: int, cams: List[str], cfg: Config) -> None:
+    """Depth decoded at yawed copies of every camera from the sample's volume (novel views)."""
+    images = batch["image"][b:b + 1, 0]
+    K = batch["K"][b:b + 1]
+    T = batch["T_ego_cam"][b:b + 1]
+    Tv = syn_views(T)
+    Kv = K.repeat(1, len(SYN_YAWS_DEG), 1, 1)
+    mask = batch["mask"][b:b + 1] if "mask" in batch else None
+    _, disp_v = model.predict_depth(images, K, T, mask, extra_views=(Kv, Tv), cache_extra=False)
+    depth_v = model.to_depth(disp_v, Kv)[0, :, 0].cpu().numpy()
+    d = folder / f"sample_{i:05d}"
+    d.mkdir(parents=True, exist_ok=True)
+    t = cfg.training
+    k = 0
+    for yaw in SYN_YAWS_DEG:
+        for cam in cams:
+            stem = f"{cam}_yaw{yaw:+.0f}"
+            np.save(d / f"{stem}.npy", depth_v[k].astype(np.float32))
+            tu.write_png(d / f"{stem}.png", tu.colorize_depth_np(depth_v[k], t.min_depth, cfg.eval.eval_max_depth))
+            k += 1
+    tu.write_json(d / "views.json", {"yaws_deg": list(SYN_YAWS_DEG), "cameras": cams,
+                                     "T_ego_cam_virtual": Tv[0].cpu().numpy().tolist(),
+                                     "K": Kv[0].cpu().numpy().tolist()})
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from vfdepth_core.checkpoint import CheckpointError
+    from vfdepth_core.datasets.common import DatasetError
+    from vfdepth_core.geometry import ShapeError
+
+    try:
+        return run(argv)
+    except (ConfigError, DatasetError, CheckpointError, ShapeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

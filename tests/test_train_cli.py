@@ -1,0 +1,158 @@
+"""End to end through the real entry points: training/train.py -> checkpoint -> training/eval.py, exact
+resume, and one clear message + exit 2 for bad input. Tiny synthetic data (64x96), CPU."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from train_helpers import EVAL, TINY, TRAIN, load_script_module, make_tiny_dataset, run_script, step_records, tiny_args
+
+
+@pytest.fixture(scope="module")
+def data_json(tmp_path_factory):
+    pytest.importorskip("vfdepth_core.datasets.synthetic")
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny_synth"))
+
+
+@pytest.fixture(scope="module")
+def straight_run(data_json, tmp_path_factory):
+    """Two uninterrupted training steps."""
+    run = tmp_path_factory.mktemp("straight")
+    p = run_script(TRAIN, tiny_args(data_json, run, "--set", "training.max_steps=2", "--log_level", "DEBUG"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    return run, p
+
+
+def _load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_train_writes_checkpoint_logs_and_config(straight_run):
+    run, proc = straight_run
+    ck = _load(run / "checkpoints" / "latest.pt")
+    assert ck["step"] == 2 and ck["config_name"] == "synthetic_tiny"
+    assert ck["optimizer"] is not None and ck["scheduler"] is not None
+    assert ck["extra"]["batch_in_epoch"] == 2 and "0" in ck["extra"]["rng_by_rank"]
+    assert (run / "config.yaml").is_file()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]  # the tiny config logs every step
+    for r in rows:
+        assert {"total", "reproj", "smooth", "lr", "samples_per_s"} <= set(r)
+        assert math.isfinite(r["total"]) and r["lr"] == pytest.approx(1e-4)
+    steps = step_records(proc.stderr)
+    assert [s[1] for s in steps] == [1, 2]
+    assert steps[0][3] != steps[1][3]  # parameters moved
+    assert "stopping early at step 2: training.max_steps=2 reached" in proc.stderr
+    assert not [ln for ln in proc.stderr.splitlines() if "Traceback" in ln]
+
+
+def test_resume_continues_exactly(straight_run, data_json, tmp_path):
+    """Stop after one step, resume: the second step gives bit-identical weights to the straight run."""
+    run, _ = straight_run
+    first = run_script(TRAIN, tiny_args(data_json, tmp_path, "--set", "training.max_steps=1"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert _load(tmp_path / "checkpoints" / "latest.pt")["step"] == 1
+    again = run_script(TRAIN, tiny_args(data_json, tmp_path, "--set", "training.max_steps=1"))
+    assert again.returncode == 2 and "--resume" in again.stderr  # no silent overwrite of a run
+    second = run_script(TRAIN, tiny_args(data_json, tmp_path, "--set", "training.max_steps=2", "--resume"))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed" in second.stderr and "at step 1 (epoch 0, batch 1)" in second.stderr
+    a = _load(tmp_path / "checkpoints" / "latest.pt")
+    b = _load(run / "checkpoints" / "latest.pt")
+    assert a["step"] == b["step"] == 2
+    for k in b["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sb)
+
+
+def test_eval_reads_checkpoint_and_writes_tables(straight_run, data_json, tmp_path):
+    run, _ = straight_run
+    out = tmp_path / "eval"
+    p = run_script(EVAL, ["--config_file", TINY, "--weight_path", run / "checkpoints" / "latest.pt",
+                          "--set", f"data.data_path={data_json}", "--set", "eval.syn_visualize=true",
+                          "--set", "eval.eval_visualize=true", "--out_dir", out])
+    assert p.returncode == 0, p.stderr[-3000:]
+    for scaling in ("metric", "median"):
+        assert scaling in p.stdout
+    assert "camera_01" in p.stdout and "mean" in p.stdout and "abs_rel" in p.stdout
+    res = json.loads((out / "metrics.json").read_text())
+    assert res["step"] == 2 and res["samples"] == 5
+    for scaling in ("metric", "median"):
+        mean = res[scaling]["mean"]
+        assert set(mean) == {"abs_rel", "sq_rel", "rmse", "rmse_log", "d1", "d2", "d3"}
+        assert all(v is not None and math.isfinite(v) for v in mean.values())
+        assert len(res[scaling]["per_camera"]) == 6
+    csv_lines = (out / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("scaling,camera,abs_rel") and len(csv_lines) == 1 + 2 * 7
+    syn = sorted((out / "syn_results").glob("sample_*/*.npy"))
+    assert len(syn) == 6 * 4
+    import numpy as np
+
+    d = np.load(syn[0])
+    assert d.shape == (64, 96) and np.isfinite(d).all() and (d > 0).all()
+    assert list((out / "syn_results").glob("sample_*/*.png"))
+    assert list((out / "vis").glob("*_depth.png")) and list((out / "vis").glob("*_abs_rel_error.png"))
+
+
+# ---- bad input: one line, exit 2, no traceback (in-process main() for speed) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def train_mod():
+    return load_script_module(TRAIN, "vfdepth_train_script")
+
+
+def _expect_error(capsys, mod, argv, *needles):
+    rc = mod.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert rc == 2, err[-2000:]
+    assert len(lines) == 1, err[-2000:]
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def test_missing_config_file(capsys, train_mod, tmp_path):
+    _expect_error(capsys, train_mod, ["--config_file", tmp_path / "nope.yaml"], "config file not found", "nope.yaml")
+
+
+def test_missing_dataset_path(capsys, train_mod, tmp_path):
+    _expect_error(capsys, train_mod, tiny_args(tmp_path / "absent" / "ddad.json", tmp_path / "run"),
+                  "data.data_path", "does not exist")
+
+
+def test_config_for_another_dataset(capsys, train_mod, data_json, tmp_path):
+    _expect_error(capsys, train_mod, tiny_args(data_json, tmp_path / "run", "--set", "data.dataset=nuscenes"),
+                  "nuscenes", str(data_json))
+
+
+def test_empty_dataset(capsys, train_mod, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "ddad.json").write_text(json.dumps({"scene_splits": {"0": {"filenames": []}, "1": {"filenames": []}}}))
+    rc = train_mod.main([str(a) for a in tiny_args(empty / "ddad.json", tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert "ddad.json" in err
+
+
+def test_incompatible_checkpoint(capsys, train_mod, straight_run, data_json, tmp_path):
+    run, _ = straight_run
+    _expect_error(capsys, train_mod,
+                  tiny_args(data_json, tmp_path / "run", "--set", "model.proj_d_bins=4",
+                            "--resume", run / "checkpoints" / "latest.pt"),
+                  "incompatible", "model.proj_d_bins")
+
+
+def test_eval_without_checkpoint(capsys, tmp_path):
+    mod = load_script_module(EVAL, "vfdepth_eval_script")
+    rc = mod.main(["--config_file", str(TINY), "--weight_path", str(tmp_path / "missing.pt")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "missing.pt" in err and "Traceback" not in err

@@ -209,9 +209,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):  # YAML integers are unbounded: no float() round trip (OverflowError)
+            return value
         try:
             f = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
         if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -302,7 +304,11 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         if not p.is_file():
             raise ConfigError(f"config file not found: {p} (pass an existing YAML file to --config_file)")
         try:
-            tree = yaml.safe_load(p.read_text()) or {}
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not a UTF-8 text file (byte {exc.start}); give a YAML config") from None
+        try:
+            tree = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

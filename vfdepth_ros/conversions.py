@@ -348,8 +348,12 @@ def pointcloud2_to_array(msg: PointCloud2, field_names: Iterable[str] = ("x", "y
         f = by_name[name]
         if f.datatype not in _PF_DTYPES:
             raise ConversionError(f"PointCloud2 field '{name}' has unknown datatype {f.datatype}")
+        fmt = np.dtype(_PF_DTYPES[f.datatype]).newbyteorder(">" if msg.is_bigendian else "<")
+        if int(f.offset) + fmt.itemsize > int(msg.point_step):
+            raise ConversionError(f"PointCloud2 field '{name}' (offset {f.offset}, {fmt.itemsize} bytes) does not fit "
+                                  f"in point_step {msg.point_step}")
         names.append(name)
-        formats.append(np.dtype(_PF_DTYPES[f.datatype]).newbyteorder(">" if msg.is_bigendian else "<"))
+        formats.append(fmt)
         offsets.append(f.offset)
     dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(msg.point_step)})
     rows = raw[: n * int(msg.point_step)]

@@ -166,6 +166,8 @@ def node_params_from_values(values: Mapping[str, Any]) -> NodeParams:
     cams = v["cameras"]
     if isinstance(cams, str):
         cams = [c.strip() for c in cams.split(",") if c.strip()]
+    if not isinstance(cams, (list, tuple)):  # e.g. 'cameras:' left empty in a params file -> None
+        raise ParamError(f"parameter 'cameras' must be a list of camera names, got {cams!r}")
     cams = tuple(str(c) for c in cams)
     if not cams:
         raise ParamError("parameter 'cameras' is empty: list the camera names, e.g. [camera_01, camera_05, ...]")

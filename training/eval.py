@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -137,7 +138,8 @@ def run(argv: Optional[List[str]] = None) -> int:
     ds = build_dataset(cfg, args.split, skip_broken=True)
     tu.check_nonempty(ds, args.split, cfg.data.data_path)
     loader = DataLoader(ds, batch_size=cfg.eval.eval_batch_size, shuffle=False,
-                        num_workers=cfg.eval.eval_num_workers, collate_fn=collate_skip_broken)
+                        num_workers=min(cfg.eval.eval_num_workers, len(os.sched_getaffinity(0))),
+                        collate_fn=collate_skip_broken)
     out_dir = Path(args.out_dir) if args.out_dir else Path(cfg.data.log_dir) / file_cfg.name
     out_dir.mkdir(parents=True, exist_ok=True)
     cams = [str(c) for c in cfg.data.cameras]

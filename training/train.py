@@ -130,7 +130,7 @@ class Trainer:
         self.loader_gen = torch.Generator()
         self.loader = DataLoader(self.train_set, batch_size=t.batch_size, sampler=self.sampler,
                                  generator=self.loader_gen,
-                                 num_workers=t.num_workers, collate_fn=collate_skip_broken, drop_last=True,
+                                 num_workers=_workers(t.num_workers), collate_fn=collate_skip_broken, drop_last=True,
                                  pin_memory=self.device.startswith("cuda"),
                                  persistent_workers=False)
         self.steps_per_epoch = self.sampler.per_epoch // t.batch_size
@@ -143,7 +143,7 @@ class Trainer:
                 val_ds = build_dataset(cfg, "val", skip_broken=True)
                 if len(val_ds):
                     self.val_loader = DataLoader(val_ds, batch_size=cfg.eval.eval_batch_size, shuffle=False,
-                                                 num_workers=min(cfg.eval.eval_num_workers, t.num_workers),
+                                                 num_workers=_workers(min(cfg.eval.eval_num_workers, t.num_workers)),
                                                  collate_fn=collate_skip_broken)
                     self.val_cameras = [str(c) for c in cfg.data.cameras]
             except Exception as exc:  # noqa: BLE001 - validation is optional during training
@@ -452,6 +452,12 @@ class Trainer:
             signal.signal(signal.SIGINT, handler)
         except ValueError:  # not the main thread
             pass
+
+
+def _workers(n: int) -> int:
+    """Loader workers: the configured number, at most the CPUs this process may use."""
+    avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(int(n), avail))
 
 
 def _digest(*tensors) -> str:

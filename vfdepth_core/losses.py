@@ -23,13 +23,21 @@ IDENTITY_NOISE = 1e-5  # breaks ties between a static scene's reprojection and i
 # ---- photometric --------------------------------------------------------------------------------
 
 
+def box3(x: Tensor) -> Tensor:
+    """3x3 mean without padding (= avg_pool2d(x, 3, 1)) as a separable sum of shifted slices: (M, C, H-2, W-2).
+
+    Several times faster than avg_pool2d on CPU for few-channel images, forward and backward."""
+    r = x[..., :, :-2] + x[..., :, 1:-1] + x[..., :, 2:]
+    return (r[..., :-2, :] + r[..., 1:-1, :] + r[..., 2:, :]) * (1.0 / 9.0)
+
+
 def ssim_loss(pred: Tensor, target: Tensor) -> Tensor:
     """Per-pixel (1 - SSIM) / 2 in [0, 1] over 3x3 windows (reflection padded): (M, C, H, W)."""
     x, y = F.pad(pred, (1, 1, 1, 1), mode="reflect"), F.pad(target, (1, 1, 1, 1), mode="reflect")
-    mu_x, mu_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
-    sigma_x = F.avg_pool2d(x * x, 3, 1) - mu_x ** 2
-    sigma_y = F.avg_pool2d(y * y, 3, 1) - mu_y ** 2
-    sigma_xy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
+    mu_x, mu_y = box3(x), box3(y)
+    sigma_x = box3(x * x) - mu_x ** 2
+    sigma_y = box3(y * y) - mu_y ** 2
+    sigma_xy = box3(x * y) - mu_x * mu_y
     num = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
     den = (mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
     return ((1 - num / (den + 1e-8)) / 2).clamp(0, 1)

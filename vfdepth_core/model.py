@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from vfdepth_core import geometry as geo
 from vfdepth_core.config import Config, ConfigError
 from vfdepth_core.nn.depth import FusedDepthNet
-from vfdepth_core.nn.fusion import RigCache, VoxelLookup, build_ray_grid, build_voxel_lookup
+from vfdepth_core.nn.fusion import (RayLookup, RigCache, VoxelLookup, build_ray_grid, build_ray_lookup,
+                                    build_voxel_lookup)
 from vfdepth_core.nn.pose import FusedPoseNet
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,26 @@ class VFDepth(nn.Module):
         self.rig_cache = RigCache()
         self.height, self.width = t.height, t.width
         self.depth_bins = torch.linspace(m.proj_d_str, m.proj_d_end, m.proj_d_bins)
+        # Fast path (default): precomputed trilinear ray gathers with the reflect padding folded in and
+        # zero-copy volume/BEV layouts. False = the reference formulation (grid_sample, explicit padding).
+        self.fast = True
+        self.channels_last = False
+
+    def set_fast(self, enabled: bool) -> "VFDepth":
+        """Switch between the fast path and the reference formulation (identical outputs up to float error)."""
+        self.fast = bool(enabled)
+        self.pose_net.fast = self.fast
+        return self
+
+    def set_channels_last(self, enabled: bool = True) -> "VFDepth":
+        """Convert 4-D conv weights and activations to channels_last (NHWC) memory (faster oneDNN/cuDNN
+        kernels; parameter values, names and counts unchanged)."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        for mod in self.modules():
+            if isinstance(mod, nn.Conv2d):
+                mod.weight.data = mod.weight.data.contiguous(memory_format=fmt)
+        self.channels_last = self.depth_net.channels_last = self.pose_net.channels_last = bool(enabled)
+        return self
 
     # ---- rig look-ups -----------------------------------------------------------------------------
 
@@ -134,6 +155,18 @@ class VFDepth(nn.Module):
             return build()
         return self.rig_cache.get("rays", (K8, T_ego_cam), (h, w, str(K.device), str(K.dtype)), build)
 
+    def ray_lookup(self, K: Tensor, T_ego_cam: Tensor, hw: Tuple[int, int], cache: bool = True) -> RayLookup:
+        """Cached trilinear ray look-up (:class:`RayLookup`) of views with K (B, V, 3, 3) at hw and T_ego_cam."""
+        K8, h, w = self._feat_geometry(K, hw)
+
+        def build():
+            rays = build_ray_grid(self.grid, K8, T_ego_cam, h, w, self.depth_bins.to(K.device))
+            return build_ray_lookup(self.grid, rays, K.shape[1])
+
+        if not cache:
+            return build()
+        return self.rig_cache.get("raylookup", (K8, T_ego_cam), (h, w, str(K.device), str(K.dtype)), build)
+
     # ---- networks ---------------------------------------------------------------------------------
 
     def to_depth(self, disp: Tensor, K: Tensor) -> Tensor:
@@ -153,7 +186,14 @@ class VFDepth(nn.Module):
         B, N, _, H, W = images.shape
         lk = lookup if lookup is not None else self.voxel_lookup(K, T_ego_cam, mask, (H, W))
         feats = self.depth_net.encode(images)
-        volume = self.depth_net.fuse(feats, lk)
+        if self.fast:
+            volume = self.depth_net.fusion(feats, lk)
+            rls = [self.ray_lookup(K, T_ego_cam, (H, W))]
+            if extra_views is not None:
+                rls.append(self.ray_lookup(extra_views[0], extra_views[1], (H, W), cache=cache_extra))
+            disp = self.depth_net.decode_rays(volume, rls)
+            return disp[:, :N], (disp[:, N:] if extra_views is not None else None)
+        volume = self.depth_net.fusion(feats, lk, reference=True)
         grid = self.ray_grid(K, T_ego_cam, (H, W))
         n_views = N
         if extra_views is not None:

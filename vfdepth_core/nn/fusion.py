@@ -59,6 +59,18 @@ class VoxelLookup:
     pair_first: Tensor
     pair_second: Tensor
     pair_voxel: Tensor
+    # Precomputed gather tables (built once per rig, so the forward pass indexes nothing):
+    # depth mode: entries (single, pair_first, pair_second) concatenated -> pix_idx/pix_w/depth_feat rows;
+    # pose mode: one embedding bag per voxel (its entries' 4 corners, weights already divided by the count)
+    # and the per-voxel mean depth channel.
+    depth_pix_idx: Optional[Tensor] = None
+    depth_pix_w: Optional[Tensor] = None
+    depth_dch: Optional[Tensor] = None
+    depth_rows: Optional[Tensor] = None
+    pose_idx: Optional[Tensor] = None
+    pose_w: Optional[Tensor] = None
+    pose_offsets: Optional[Tensor] = None
+    pose_dch: Optional[Tensor] = None
 
 
 def pair_order(T_ego_cam: Tensor, tol: float = 1e-6) -> Tensor:
@@ -122,11 +134,23 @@ def build_voxel_lookup(grid: geo.VoxelGrid, K_feat: Tensor, T_ego_cam: Tensor, m
     first, second = pairs[:, 0], pairs[:, 1]
     first_leads = pair_order(T)[b[first], n[first], n[second]]
     first, second = torch.where(first_leads, first, second), torch.where(first_leads, second, first)
+    depth_feat = (depth / DEPTH_FEATURE_SCALE_M)[:, None]
+    countf = count.float()
+    ent = torch.cat([single, first, second])
+    # pose: entries are sorted by (b, v, n), so each voxel's entries are contiguous -> one bag per voxel
+    inv_cnt = 1.0 / cnt_e.float().clamp_min(1.0)
+    pose_offsets = torch.zeros(B * V, dtype=torch.long, device=dev)
+    pose_offsets[1:] = torch.cumsum(count * 4, 0)[:-1]
+    pose_dch = torch.zeros(B * V, 1, device=dev).index_add_(0, entry_voxel, depth_feat * inv_cnt[:, None])
     return VoxelLookup(
         batch=B, num_cams=N, h=h, w=w, num_voxels=V, pix_idx=pix_idx, pix_w=pix_w,
-        depth_feat=(depth / DEPTH_FEATURE_SCALE_M)[:, None], entry_voxel=entry_voxel, count=count.float(),
+        depth_feat=depth_feat, entry_voxel=entry_voxel, count=countf,
         single_entry=single, single_voxel=entry_voxel[single], pair_first=first, pair_second=second,
         pair_voxel=entry_voxel[first],
+        depth_pix_idx=pix_idx[ent].contiguous(), depth_pix_w=pix_w[ent].contiguous(), depth_dch=depth_feat[ent],
+        depth_rows=torch.cat([entry_voxel[single], entry_voxel[first]]),
+        pose_idx=pix_idx.reshape(-1), pose_w=(pix_w * inv_cnt[:, None]).reshape(-1), pose_offsets=pose_offsets,
+        pose_dch=pose_dch,
     )
 
 
@@ -144,6 +168,117 @@ def build_ray_grid(grid: geo.VoxelGrid, K_feat: Tensor, T_ego_cam: Tensor, h: in
     p_cam = geo.backproject(depth, K_inv)  # (B, N, D, 3, h*w)
     p_ego = geo.transform_points(T_ego_cam.float()[:, :, None], p_cam)
     return grid.normalize(p_ego).reshape(B, N * D, h, w, 3)
+
+
+@dataclass
+class RayLookup:
+    """Trilinear volume look-ups of every view's ray samples, precomputed from a ray grid (one per rig).
+
+    Samples are ordered (b, view, y, x, d) over the feature map padded by ``pad`` pixels on each side
+    with reflection (the reflect padding of the following 3x3 conv, folded into the gather); each sample
+    is one embedding bag over the flat rows b*V + v of the volume laid out (B*X*Y*Z, C), holding only its
+    in-volume corners (grid_sample's zero padding). ``idx8``/``w8`` (S, 8) hold all 8 corners (weight 0
+    and index 0 outside) for graphs without embedding_bag (ONNX).
+    """
+
+    batch: int
+    num_views: int
+    depth_bins: int
+    h: int
+    w: int
+    pad: int
+    idx: Tensor
+    weight: Tensor
+    offsets: Tensor
+    idx8: Tensor
+    w8: Tensor
+
+
+def _reflect_index(n: int, pad: int, device) -> Tensor:
+    i = torch.arange(-pad, n + pad, device=device)
+    i = torch.where(i < 0, -i, i)
+    return torch.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
+def build_ray_lookup(grid: geo.VoxelGrid, ray_grid: Tensor, num_views: int, pad: int = 1) -> RayLookup:
+    """Ray grid (B, V*D, h, w, 3) from :func:`build_ray_grid` -> :class:`RayLookup` (grid_sample's
+    trilinear weights, align_corners=True, zero padding), padded by `pad` reflected pixels."""
+    B, VD, h, w, _ = ray_grid.shape
+    D = VD // num_views
+    dev = ray_grid.device
+    X, Y, Z = grid.size
+    g = ray_grid.reshape(B, num_views, D, h, w, 3).float()
+    g = g[:, :, :, _reflect_index(h, pad, dev)][:, :, :, :, _reflect_index(w, pad, dev)]
+    g = g.permute(0, 1, 3, 4, 2, 5).reshape(-1, 3)  # samples (b, view, y, x, d)
+    S = g.shape[0]
+    b = torch.arange(B, device=dev).repeat_interleave(S // B)
+    # same arithmetic as grid_sample (align_corners=True): grid (z, y, x) -> continuous voxel index
+    cz, cy, cx = ((g[:, 0] + 1) / 2 * (Z - 1)), ((g[:, 1] + 1) / 2 * (Y - 1)), ((g[:, 2] + 1) / 2 * (X - 1))
+    idx8, w8 = [], []
+    corners = []
+    for c, n in ((cx, X), (cy, Y), (cz, Z)):
+        c0 = torch.floor(c)
+        f = c - c0
+        c0 = c0.long()
+        corners.append(((c0, 1 - f, (c0 >= 0) & (c0 < n)), (c0 + 1, f, (c0 + 1 >= 0) & (c0 + 1 < n))))
+    for ix, wx, vx in corners[0]:
+        for iy, wy, vy in corners[1]:
+            for iz, wz, vz in corners[2]:
+                ok = vx & vy & vz
+                flat = b * (X * Y * Z) + (ix.clamp(0, X - 1) * Y + iy.clamp(0, Y - 1)) * Z + iz.clamp(0, Z - 1)
+                idx8.append(torch.where(ok, flat, torch.zeros_like(flat)))
+                w8.append(torch.where(ok, wx * wy * wz, torch.zeros_like(wx)))
+    idx8, w8 = torch.stack(idx8, 1), torch.stack(w8, 1)
+    keep = w8 != 0
+    counts = keep.sum(1)
+    offsets = torch.zeros(S, dtype=torch.long, device=dev)
+    offsets[1:] = torch.cumsum(counts, 0)[:-1]
+    return RayLookup(batch=B, num_views=num_views, depth_bins=D, h=h, w=w, pad=pad, idx=idx8[keep], weight=w8[keep],
+                     offsets=offsets, idx8=idx8, w8=w8)
+
+
+def gather_rays(volume: Tensor, rl: RayLookup, dense: bool = False) -> Tensor:
+    """volume (B, C, X, Y, Z) -> ray features (B*V, D*C, h+2p, w+2p), channels_last, channel index d*C + c.
+
+    dense=True uses the fixed 8 corners (gather + multiply + add; exportable), else embedding_bag.
+    """
+    B, C = volume.shape[:2]
+    rows = volume.permute(0, 2, 3, 4, 1).reshape(-1, C)  # free when the volume was built row-major
+    if dense:
+        out = None
+        for j in range(8):
+            t = rows[rl.idx8[:, j]] * rl.w8[:, j:j + 1].to(rows.dtype)
+            out = t if out is None else out + t
+    else:
+        out = F.embedding_bag(rl.idx, rows, rl.offsets, mode="sum", per_sample_weights=rl.weight.to(rows.dtype))
+    hp, wp = rl.h + 2 * rl.pad, rl.w + 2 * rl.pad
+    return out.reshape(B * rl.num_views, hp, wp, rl.depth_bins * C).permute(0, 3, 1, 2)
+
+
+def depth_major_weight(weight: Tensor, depth_bins: int) -> Tensor:
+    """Conv weight (O, C*D, k, k) over channels c*D + d -> the same weight over channels d*C + c."""
+    O, CD = weight.shape[:2]
+    return weight.reshape(O, CD // depth_bins, depth_bins, *weight.shape[2:]).transpose(1, 2).reshape(O, CD,
+                                                                                                       *weight.shape[2:])
+
+
+class WeightCache:
+    """Caches a derived weight (e.g. :func:`depth_major_weight`) while the parameter is unchanged and no
+    gradient is needed; under autograd it is recomputed every call so gradients flow to the parameter."""
+
+    def __init__(self):
+        self._key = None
+        self._value: Optional[Tensor] = None
+
+    def get(self, weight: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+        if torch.is_grad_enabled() and weight.requires_grad:
+            return fn(weight)
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device, weight.shape)
+        if key != self._key:
+            with torch.no_grad():
+                self._value = fn(weight.detach())
+            self._key = key
+        return self._value
 
 
 def tensor_digest(*tensors: Optional[Tensor]) -> str:
@@ -229,10 +364,30 @@ class VolumetricFusion(nn.Module):
         else:
             self.out_dim = feat_dim + 1
 
-    def forward(self, feats: Tensor, lk: VoxelLookup) -> Tensor:
-        """feats (B, N, C, h, w) -> volume (B, out_dim, X, Y, Z)."""
+    def forward(self, feats: Tensor, lk: VoxelLookup, reference: bool = False) -> Tensor:
+        """feats (B, N, C, h, w) -> volume (B, out_dim, X, Y, Z) (a view of row-major (B, X, Y, Z, out_dim)
+        memory). reference=True runs the original, table-free formulation (tests compare the two)."""
         B = feats.shape[0]
         V = lk.num_voxels
+        X, Y, Z = self.grid.size
+        if not reference and lk.depth_pix_idx is not None:
+            Bf, N, C, h, w = feats.shape
+            flat = feats.permute(0, 1, 3, 4, 2).reshape(Bf * N * h * w, C)  # free for channels_last features
+            if self.mode == "depth":
+                S = lk.single_entry.numel()
+                f = F.embedding_bag(lk.depth_pix_idx, flat, per_sample_weights=lk.depth_pix_w.to(flat.dtype),
+                                    mode="sum")
+                f = torch.cat([f, lk.depth_dch.to(f.dtype)], 1)
+                P = (f.shape[0] - S) // 2
+                single = self.conv_single(f[:S])
+                pair = self.conv_overlap(torch.cat([f[S:S + P], f[S + P:]], 1))
+                vals = torch.cat([single, pair.to(single.dtype)], 0)
+                vol = vals.new_zeros(B * V, self.out_dim).index_copy_(0, lk.depth_rows, vals)
+            else:
+                f = F.embedding_bag(lk.pose_idx, flat, lk.pose_offsets, mode="sum",
+                                    per_sample_weights=lk.pose_w.to(flat.dtype))
+                vol = torch.cat([f, lk.pose_dch.to(f.dtype)], 1)
+            return vol.reshape(B, X, Y, Z, self.out_dim).permute(0, 4, 1, 2, 3)
         if self.mode == "depth":
             S, P = lk.single_entry.numel(), lk.pair_first.numel()
             ent = torch.cat([lk.single_entry, lk.pair_first, lk.pair_second])
@@ -245,7 +400,6 @@ class VolumetricFusion(nn.Module):
             f = sample_entries(feats, lk)
             vol = f.new_zeros(B * V, self.out_dim).index_add(0, lk.entry_voxel, f)
             vol = vol / lk.count.clamp_min(1.0).to(vol.dtype)[:, None]
-        X, Y, Z = self.grid.size
         return vol.reshape(B, X, Y, Z, self.out_dim).permute(0, 4, 1, 2, 3)
 
 
@@ -261,6 +415,16 @@ def sample_volume_along_rays(volume: Tensor, ray_grid: Tensor, num_views: int) -
 
 
 def bev_from_volume(volume: Tensor) -> Tensor:
-    """volume (B, C, X, Y, Z) -> bird's-eye view (B, C*Z, X, Y)."""
+    """volume (B, C, X, Y, Z) -> bird's-eye view (B, C*Z, X, Y), channel index c*Z + z."""
     B, C, X, Y, Z = volume.shape
     return volume.permute(0, 1, 4, 2, 3).reshape(B, C * Z, X, Y)
+
+
+def bev_from_volume_zmajor(volume: Tensor) -> Tensor:
+    """volume (B, C, X, Y, Z) -> bird's-eye view (B, Z*C, X, Y), channel index z*C + c, channels_last.
+
+    No copy when the volume is a view of row-major (B, X, Y, Z, C) memory (what VolumetricFusion returns);
+    use with :func:`depth_major_weight` (depth_bins=Z) on the following conv's weight.
+    """
+    B, C, X, Y, Z = volume.shape
+    return volume.permute(0, 2, 3, 4, 1).reshape(B, X, Y, Z * C).permute(0, 3, 1, 2)

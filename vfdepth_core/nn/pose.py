@@ -9,7 +9,10 @@ from torch import Tensor, nn
 
 from vfdepth_core import geometry as geo
 from vfdepth_core.nn.encoder import FeatureAggregator, ResNetEncoder, conv_block
-from vfdepth_core.nn.fusion import VolumetricFusion, VoxelLookup, bev_from_volume
+import torch.nn.functional as F
+
+from vfdepth_core.nn.fusion import (VolumetricFusion, VoxelLookup, WeightCache, bev_from_volume,
+                                    bev_from_volume_zmajor, depth_major_weight)
 
 TRANSLATION_LIMIT_M = 4.0
 
@@ -49,6 +52,10 @@ class FusedPoseNet(nn.Module):
         self.reduce_dim = nn.Sequential(conv_block(bev_dim, 256, 3, stride=2),
                                         conv_block(256, ResNetEncoder.num_ch_enc[2], 3, stride=2))
         self.pose_head = PoseHead(ResNetEncoder.num_ch_enc[2])
+        self.z_dim = grid.size[2]
+        self.channels_last = False  # set by VFDepth.set_channels_last
+        self.fast = True  # zero-copy z-major BEV (first conv's weight permuted to match); False = reference layout
+        self._wcache = WeightCache()
 
     def forward(self, images_early: Tensor, images_late: Tensor, lk: VoxelLookup) -> Tuple[Tensor, Tensor]:
         """images (B, N, 3, H, W) of the earlier and later frame -> axis-angle (B, 3), translation (B, 3),
@@ -56,8 +63,19 @@ class FusedPoseNet(nn.Module):
         clamped to +-4 m."""
         B, N = images_early.shape[:2]
         x = torch.cat([images_early, images_late], 2).flatten(0, 1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         f = self.aggregate(self.encoder(x))
         f = f.reshape(B, N, *f.shape[1:])
-        bev = bev_from_volume(self.fusion(f, lk))
-        axis_angle, translation = self.pose_head(self.reduce_dim(bev))
+        volume = self.fusion(f, lk, reference=not self.fast)
+        if self.fast:
+            conv0 = self.reduce_dim[0][0]
+            w0 = self._wcache.get(conv0.weight, lambda w: depth_major_weight(w, self.z_dim))
+            x = F.pad(bev_from_volume_zmajor(volume), (1, 1, 1, 1), mode="reflect")
+            x = F.leaky_relu(F.conv2d(x, w0, conv0.bias, stride=conv0.stride), 0.1)
+            x = self.reduce_dim[1](x)
+        else:
+            bev = bev_from_volume(volume)
+            x = self.reduce_dim(bev.contiguous(memory_format=torch.channels_last) if self.channels_last else bev)
+        axis_angle, translation = self.pose_head(x)
         return axis_angle, translation.clamp(-TRANSLATION_LIMIT_M, TRANSLATION_LIMIT_M)

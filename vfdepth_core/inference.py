@@ -219,4 +219,101 @@ class Predictor:
         return y.reshape(B, N, 3, H, W).clamp(0, 1)
 
 
-__all__ = ["Prediction", "Predictor", "VirtualCamera", "resolve_device"]
+class OnnxPredictor(Predictor):
+    """:class:`Predictor`'s predict() on an ONNX graph from :func:`vfdepth_core.export.export_onnx`, run by
+    onnxruntime. The rig (and any virtual views) is baked into the graph: predict() checks that the given
+    calibration matches it (re-export for another rig). providers: onnxruntime execution providers in
+    order of preference (default: TensorRT, CUDA where present, then CPU)."""
+
+    PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+    def __init__(self, path, providers=None, threads: Optional[int] = None, calib_atol: float = 1e-3):
+        import json
+
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - onnxruntime is in requirements.txt
+            raise ConfigError("backend 'onnx' needs onnxruntime (pip install onnxruntime)") from exc
+        path = str(path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        avail = ort.get_available_providers()
+        providers = [p for p in (providers or self.PREFERRED_PROVIDERS) if p in avail] or ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(path, sess_options=opts, providers=providers)
+        except Exception as exc:
+            raise ConfigError(f"onnx_path {path}: cannot load the ONNX model: {str(exc).splitlines()[0]}") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map.get("vfdepth")
+        if meta is None:
+            raise ConfigError(f"onnx_path {path}: not a vfdepth export (no 'vfdepth' metadata; use "
+                              "vfdepth_core.export.export_onnx)")
+        meta = json.loads(meta)
+        self.cfg = config_from_dict(meta["config"], source=path)
+        self.device = torch.device("cpu")
+        self.amp = "none"
+        self.model = None
+        self.num_cams = len(meta["K"])
+        self.hw = (int(meta["height"]), int(meta["width"]))
+        self.outputs = list(meta["outputs"])
+        self.rig_K = torch.tensor(meta["K"], dtype=torch.float64)
+        self.rig_T = torch.tensor(meta["T_ego_cam"], dtype=torch.float64)
+        self.virtual_K = torch.tensor(meta["virtual_K"], dtype=torch.float64) if meta["virtual_K"] else None
+        self.virtual_T = torch.tensor(meta["virtual_T_ego_cam"], dtype=torch.float64) if meta["virtual_T_ego_cam"] else None
+        self.providers = self.session.get_providers()
+        self.calib_atol = calib_atol
+        t = self.cfg.training
+        self._depth_args = (t.min_depth, t.max_depth, t.focal_length_scale)
+
+    def _same(self, name: str, got: Tensor, baked: Optional[Tensor]) -> None:
+        if baked is None or got.shape[-3:] != baked.shape or not torch.allclose(got, baked.expand_as(got),
+                                                                                 atol=self.calib_atol, rtol=1e-5):
+            raise ConfigError(f"{name} differs from the rig baked into the ONNX model: re-export it for this rig "
+                              "(vfdepth_core.export.export_onnx)")
+
+    def predict(self, images, K, T_ego_cam, prev_images=None, virtual: Optional[VirtualCamera] = None,
+                mask=None) -> Prediction:
+        """As :meth:`Predictor.predict` (batch 1; mask is baked in at export and ignored here)."""
+        from vfdepth_core.model import disp_to_depth
+
+        t0 = time.perf_counter()
+        imgs = self._images("images", images)
+        B, N, _, H0, W0 = imgs.shape
+        if B != 1:
+            raise ShapeError(f"images: the ONNX backend runs batch 1, got batch {B}")
+        K = self._calib("K", K, B, (3, 3))
+        self._check_K("K", K)
+        T = self._calib("T_ego_cam", T_ego_cam, B, (4, 4))
+        H, W = self.hw
+        K_net = geo.resize_intrinsics(K, (H0, W0), (H, W))
+        self._same("K", K_net, self.rig_K)
+        self._same("T_ego_cam", T, self.rig_T)
+        if virtual is not None:
+            V = self.virtual_K.shape[0] if self.virtual_K is not None else len(virtual.K)
+            self._same("virtual.K", self._calib("virtual.K", virtual.K, B, (3, 3), N=V), self.virtual_K)
+            self._same("virtual.T_ego_cam", self._calib("virtual.T_ego_cam", virtual.T_ego_cam, B, (4, 4), N=V),
+                       self.virtual_T)
+        prev = self._images("prev_images", prev_images, B) if prev_images is not None else None
+        if prev is not None and prev.shape[-2:] != (H0, W0):
+            raise ShapeError(f"prev_images must have the size of images ({H0}x{W0}), got {tuple(prev.shape[-2:])}")
+        x = self._resize(imgs, H, W).contiguous().numpy()
+        xp = self._resize(prev, H, W).contiguous().numpy() if prev is not None else x
+        t1 = time.perf_counter()
+        outs = dict(zip(self.outputs, self.session.run(None, {"images": x, "prev_images": xp})))
+        t2 = time.perf_counter()
+        Kf = K_net.float()
+        depth = disp_to_depth(torch.from_numpy(outs["disp"]), Kf, *self._depth_args)
+        vdepth = None
+        if virtual is not None and "virtual_disp" in outs:
+            vdepth = disp_to_depth(torch.from_numpy(outs["virtual_disp"]), self.virtual_K[None].float(),
+                                   *self._depth_args)
+        T_ego = None
+        if prev is not None:
+            T_c0cur_c0prev = geo.pose_vec_to_transform(torch.from_numpy(outs["axis_angle"]),
+                                                       torch.from_numpy(outs["translation"]))
+            T_ego = geo.camera_motion_to_ego(geo.invert_transform(T_c0cur_c0prev), T.float()[:, 0])
+        timings = {"preprocess": (t1 - t0) * 1e3, "onnx": (t2 - t1) * 1e3, "total": (time.perf_counter() - t0) * 1e3}
+        return Prediction(depth=depth, K=Kf, T_egoprev_egocur=T_ego, virtual_depth=vdepth, timings=timings)
+
+
+__all__ = ["OnnxPredictor", "Prediction", "Predictor", "VirtualCamera", "resolve_device"]

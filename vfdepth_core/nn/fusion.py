@@ -245,10 +245,7 @@ def gather_rays(volume: Tensor, rl: RayLookup, dense: bool = False) -> Tensor:
     B, C = volume.shape[:2]
     rows = volume.permute(0, 2, 3, 4, 1).reshape(-1, C)  # free when the volume was built row-major
     if dense:
-        out = None
-        for j in range(8):
-            t = rows[rl.idx8[:, j]] * rl.w8[:, j:j + 1].to(rows.dtype)
-            out = t if out is None else out + t
+        out = gather_weighted(rows, rl.idx8, rl.w8)
     else:
         out = F.embedding_bag(rl.idx, rows, rl.offsets, mode="sum", per_sample_weights=rl.weight.to(rows.dtype))
     hp, wp = rl.h + 2 * rl.pad, rl.w + 2 * rl.pad
@@ -331,6 +328,47 @@ class RigCache:
 # Modules
 
 
+def dense_fusion_tables(lk: VoxelLookup) -> dict:
+    """Fixed-width gather tables of a look-up for graphs without embedding_bag/index_copy (ONNX export).
+
+    depth: 'd_idx'/'d_w' (E', 4) corners of the (single, first, second) entries and 'd_inv' (B*V,) the row of
+    each voxel in [single values, pair values, one zero row]. pose: 'p_idx'/'p_w' (B*V, 4*max_count) corners
+    of each voxel's entries (weight 0 pads), weights divided by the count.
+    """
+    cached = getattr(lk, "_dense", None)
+    if cached is not None:
+        return cached
+    BV = lk.count.numel()
+    dev = lk.pix_idx.device
+    S = lk.single_entry.numel()
+    P = lk.pair_first.numel()
+    inv = torch.full((BV,), S + P, dtype=torch.long, device=dev)
+    inv[lk.depth_rows] = torch.arange(S + P, device=dev)
+    cnt = lk.count.long()
+    width = max(int(cnt.max().item()), 1) * 4
+    starts = lk.pose_offsets
+    slot = torch.arange(width, device=dev)
+    n = cnt * 4
+    pos = starts[:, None] + slot[None]
+    ok = slot[None] < n[:, None]
+    pos = torch.where(ok, pos, torch.zeros_like(pos))
+    total = lk.pose_idx.numel()
+    p_idx = torch.where(ok, lk.pose_idx[pos.clamp(max=max(total - 1, 0))], torch.zeros_like(pos))
+    p_w = torch.where(ok, lk.pose_w[pos.clamp(max=max(total - 1, 0))], torch.zeros(1, device=dev))
+    tables = {"d_idx": lk.depth_pix_idx, "d_w": lk.depth_pix_w, "d_inv": inv, "p_idx": p_idx, "p_w": p_w}
+    lk._dense = tables
+    return tables
+
+
+def gather_weighted(rows: Tensor, idx: Tensor, w: Tensor) -> Tensor:
+    """sum_j rows[idx[:, j]] * w[:, j] -> (R, C): one gather per column (exportable, bounded memory)."""
+    out = None
+    for j in range(idx.shape[1]):
+        t = rows[idx[:, j]] * w[:, j:j + 1].to(rows.dtype)
+        out = t if out is None else out + t
+    return out
+
+
 def sample_entries(feats: Tensor, lk: VoxelLookup, entries: Optional[Tensor] = None) -> Tensor:
     """Bilinear feature of each entry plus its depth channel: feats (B, N, C, h, w) -> (E', C + 1)."""
     B, N, C, h, w = feats.shape
@@ -363,6 +401,25 @@ class VolumetricFusion(nn.Module):
             self.out_dim = out_dim
         else:
             self.out_dim = feat_dim + 1
+
+    def forward_dense(self, feats: Tensor, lk: VoxelLookup, tables: dict) -> Tensor:
+        """:meth:`forward` with fixed-width gathers only (tables from :func:`dense_fusion_tables`; ONNX)."""
+        B, N, C, h, w = feats.shape
+        V = lk.num_voxels
+        X, Y, Z = self.grid.size
+        flat = feats.permute(0, 1, 3, 4, 2).reshape(B * N * h * w, C)
+        if self.mode == "depth":
+            S = lk.single_entry.numel()
+            f = torch.cat([gather_weighted(flat, tables["d_idx"], tables["d_w"]), lk.depth_dch.to(flat.dtype)], 1)
+            P = (f.shape[0] - S) // 2
+            single = self.conv_single(f[:S])
+            pair = self.conv_overlap(torch.cat([f[S:S + P], f[S + P:]], 1))
+            vals = torch.cat([single, pair, single.new_zeros(1, self.out_dim)], 0)
+            vol = vals[tables["d_inv"]]
+        else:
+            f = gather_weighted(flat, tables["p_idx"], tables["p_w"])
+            vol = torch.cat([f, lk.pose_dch.to(f.dtype)], 1)
+        return vol.reshape(B, X, Y, Z, self.out_dim).permute(0, 4, 1, 2, 3)
 
     def forward(self, feats: Tensor, lk: VoxelLookup, reference: bool = False) -> Tensor:
         """feats (B, N, C, h, w) -> volume (B, out_dim, X, Y, Z) (a view of row-major (B, X, Y, Z, out_dim)

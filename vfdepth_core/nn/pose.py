@@ -57,7 +57,8 @@ class FusedPoseNet(nn.Module):
         self.fast = True  # zero-copy z-major BEV (first conv's weight permuted to match); False = reference layout
         self._wcache = WeightCache()
 
-    def forward(self, images_early: Tensor, images_late: Tensor, lk: VoxelLookup) -> Tuple[Tensor, Tensor]:
+    def forward(self, images_early: Tensor, images_late: Tensor, lk: VoxelLookup,
+                dense_tables: Optional[dict] = None) -> Tuple[Tensor, Tensor]:
         """images (B, N, 3, H, W) of the earlier and later frame -> axis-angle (B, 3), translation (B, 3),
         the reference camera's motion T_clate_cearly (earlier-frame points -> later frame), translation
         clamped to +-4 m."""
@@ -67,8 +68,11 @@ class FusedPoseNet(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         f = self.aggregate(self.encoder(x))
         f = f.reshape(B, N, *f.shape[1:])
-        volume = self.fusion(f, lk, reference=not self.fast)
-        if self.fast:
+        if dense_tables is not None:  # exportable fixed-width gathers (ONNX)
+            volume = self.fusion.forward_dense(f, lk, dense_tables)
+        else:
+            volume = self.fusion(f, lk, reference=not self.fast)
+        if self.fast or dense_tables is not None:
             conv0 = self.reduce_dim[0][0]
             w0 = self._wcache.get(conv0.weight, lambda w: depth_major_weight(w, self.z_dim))
             x = F.pad(bev_from_volume_zmajor(volume), (1, 1, 1, 1), mode="reflect")

@@ -53,6 +53,8 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec("model_config", "", "training YAML whose model is built when checkpoint is empty"),
     ParamSpec("device", "auto", "'auto' (CUDA when available), 'cpu' or 'cuda' (or 'cuda:N')"),
     ParamSpec("amp", "none", "autocast on the device: 'none', 'fp16' or 'bf16'"),
+    ParamSpec("backend", "torch", "'torch' (checkpoint/model_config) or 'onnx' (onnx_path, run by onnxruntime)"),
+    ParamSpec("onnx_path", "", "ONNX model from vfdepth_core.export.export_onnx (backend 'onnx'; its rig must match)"),
     ParamSpec("slop_s", 0.08, "largest spread of the image stamps of one synchronized set (s)"),
     ParamSpec("queue_size", 10, "images queued per camera by the synchronizer"),
     ParamSpec("inter_message_lower_bound_s", 0.0,
@@ -89,6 +91,7 @@ CHOICES = {
     "calibration_source": ("camera_info", "file"),
     "extrinsics_source": ("tf", "file"),
     "amp": ("none", "fp16", "bf16"),
+    "backend": ("torch", "onnx"),
 }
 
 
@@ -121,6 +124,8 @@ class NodeParams:
     model_config: str = ""
     device: str = "auto"
     amp: str = "none"
+    backend: str = "torch"
+    onnx_path: str = ""
     slop_s: float = 0.08
     queue_size: int = 10
     inter_message_lower_bound_s: float = 0.0
@@ -196,7 +201,8 @@ def node_params_from_values(values: Mapping[str, Any]) -> NodeParams:
         cameras=cams, image_transport=v["image_transport"], calibration_source=v["calibration_source"],
         extrinsics_source=v["extrinsics_source"], calibration_file=str(v["calibration_file"]),
         base_frame=str(v["base_frame"]), odom_frame=str(v["odom_frame"]), checkpoint=str(v["checkpoint"]),
-        model_config=str(v["model_config"]), device=dev, amp=v["amp"],
+        model_config=str(v["model_config"]), device=dev, amp=v["amp"], backend=v["backend"],
+        onnx_path=str(v["onnx_path"]),
         slop_s=_num("slop_s", v["slop_s"], lo=0, strict_lo=True),
         queue_size=_num("queue_size", v["queue_size"], lo=1, integer=True),
         inter_message_lower_bound_s=_num("inter_message_lower_bound_s", v["inter_message_lower_bound_s"], lo=0),
@@ -235,9 +241,17 @@ def load_predictor(p: NodeParams):
 
     Raises ParamError naming the parameter when a file is missing or unreadable."""
     from vfdepth_core.config import ConfigError, load_config
-    from vfdepth_core.inference import Predictor
+    from vfdepth_core.inference import OnnxPredictor, Predictor
 
-    if p.checkpoint:
+    if p.backend == "onnx":
+        if not p.onnx_path or not Path(p.onnx_path).expanduser().is_file():
+            raise ParamError(f"parameter 'onnx_path': file '{p.onnx_path}' not found (backend 'onnx' needs a model "
+                             "exported by vfdepth_core.export.export_onnx)")
+        try:
+            pred = OnnxPredictor(Path(p.onnx_path).expanduser())
+        except ConfigError as exc:
+            raise ParamError(f"parameter 'onnx_path': {exc}") from exc
+    elif p.checkpoint:
         path = Path(p.checkpoint).expanduser()
         if not path.is_file():
             raise ParamError(f"parameter 'checkpoint': file {path} not found (give a trained .pt file, or '' with "

@@ -18,10 +18,17 @@ TINY = REPO / "training" / "configs" / "synthetic" / "synthetic_tiny.yaml"
 
 def make_tiny_dataset(out: Path, frames: int = 5, hw: Tuple[int, int] = (64, 96)) -> Path:
     """Two synthetic DDAD-rig drives (train, val) at 64x96 written in the DGP layout; returns ddad.json."""
+    import torch
+
     from vfdepth_core.datasets.synthetic import make_drive, write_ddad
 
-    drives = [make_drive("ddad", frames=frames, height=hw[0], width=hw[1], seed=s) for s in (0, 1)]
-    return write_ddad(drives, out, splits=["train", "val"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and immune to a busy machine
+    try:
+        drives = [make_drive("ddad", frames=frames, height=hw[0], width=hw[1], seed=s) for s in (0, 1)]
+        return write_ddad(drives, out, splits=["train", "val"])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def script_env() -> Dict[str, str]:

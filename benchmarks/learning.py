@@ -48,6 +48,8 @@ def parse_args(argv=None):
     ap.add_argument("--val_samples", type=int, default=12, help="held-out samples per validation during training")
     ap.add_argument("--resume", action="store_true", help="continue the run in <out>/run")
     ap.add_argument("--eval_only", action="store_true", help="only evaluate <out>/run/checkpoints/latest.pt")
+    ap.add_argument("--check_objective", action="store_true",
+                    help="only score the losses at the true depth/motion against wrong ones, then exit")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("VFDEPTH_BENCH_THREADS", "1")),
                     help="torch CPU threads for training (default 1: one core)")
     return ap.parse_args(argv)
@@ -116,6 +118,57 @@ def evaluate(args, ds_json: Path, run_dir: Path) -> dict:
     return {"step": ck["step"], "epoch": ck["epoch"], "config": ck["config_name"], "eval": res, "constant": base}
 
 
+def objective_check(ds_json: Path, indices=(10, 100)) -> dict:
+    """Is the self-supervised objective lowest at the true depth and motion? (warps, masks, metric scale)
+
+    Scores the training losses of a few training samples with the renderer's exact dense depth and the
+    ground-truth ego motion, then with that depth scaled x2 / x0.5, a constant 10 m, and no motion.
+    """
+    import numpy as np
+    import torch
+    from torch.utils.data import default_collate
+
+    from vfdepth_core import losses
+    from vfdepth_core.config import load_config
+    from vfdepth_core.datasets import build_dataset
+    from vfdepth_core.model import ModelOutputs
+
+    cfg = load_config(CONFIG, [f"data.data_path={ds_json}", "training.color_jitter=[0, 0, 0, 0]"])
+    ds = build_dataset(cfg, "train")
+    out = {}
+    for idx in indices:
+        if idx >= len(ds):
+            continue
+        b = default_collate([ds[idx]])
+        dense = []
+        for p in ds.refs[idx].frames[0].image_paths:
+            dp = Path(p.replace("/rgb/", "/depth/")).with_suffix(".npz")
+            if not dp.exists():
+                return {"skipped": f"no dense depth next to {p} (generated with --no-depth?)"}
+            dense.append(np.load(dp)["depth"])
+        d = torch.from_numpy(np.stack(dense))[None, :, None].float()
+        d = torch.where(torch.isfinite(d) & (d > 0), d, torch.full_like(d, 150.0)).clamp(0.5, 150.0)
+        T_we = b["T_world_ego"][0].double()
+        T_ec = b["T_ego_cam"].double()
+        fid = {f: i for i, f in enumerate(cfg.training.frame_ids)}
+        T_gt = {}
+        for f in (-1, 1):
+            T_egosrc_egotgt = torch.linalg.inv(T_we[fid[f]]) @ T_we[fid[0]]
+            T_gt[f] = (torch.linalg.inv(T_ec) @ T_egosrc_egotgt[None, None] @ T_ec).float()
+        ident = {f: torch.eye(4).expand(1, T_ec.shape[1], 4, 4).clone() for f in (-1, 1)}
+
+        def score(depth, motion):
+            o = ModelOutputs(disp=torch.full_like(depth, 0.5), depth=depth, T_src_tgt=motion)
+            with torch.no_grad():
+                _, terms = losses.compute_losses(b, o, cfg)
+            return {k: round(float(v), 4) for k, v in terms.items() if k != "smooth"}
+
+        out[str(idx)] = {"gt_depth_gt_motion": score(d, T_gt), "gt_depth_x2": score(d * 2, T_gt),
+                         "gt_depth_x0.5": score(d * 0.5, T_gt), "constant_10m": score(torch.full_like(d, 10.0), T_gt),
+                         "gt_depth_no_motion": score(d, ident)}
+    return out
+
+
 def plot_curve(run_dir: Path, out_png: Path, base: dict | None) -> list:
     rows = []
     p = run_dir / "val_log.jsonl"
@@ -156,6 +209,16 @@ def main(argv=None) -> int:
     run_dir = out / "run"
     t0 = time.time()
     ds_json = generate(args)
+    if args.check_objective:
+        res = objective_check(ds_json)
+        for idx, rows in res.items():
+            print(f"training sample {idx}:")
+            for name, terms in (rows.items() if isinstance(rows, dict) else []):
+                print(f"  {name:22s} " + " ".join(f"{k} {v:.4f}" for k, v in terms.items()))
+        from vfdepth_core.training_utils import write_json
+
+        write_json(out / "objective_check.json", res)
+        return 0
     if not args.eval_only:
         train(args, ds_json, run_dir)
     res = evaluate(args, ds_json, run_dir)

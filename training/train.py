@@ -197,7 +197,9 @@ class Trainer:
                               f"was trained with") from None
         if ck.get("optimizer"):
             self.optimizer.load_state_dict(ck["optimizer"])
-            for g in self.optimizer.param_groups:  # a changed learning rate in the config wins only on request
+            # the checkpoint's learning rate and schedule continue (an edited training.learning_rate does not
+            # apply to a resumed run)
+            for g in self.optimizer.param_groups:
                 g.setdefault("initial_lr", self.cfg.training.learning_rate)
         if ck.get("scheduler"):
             self.scheduler.load_state_dict(ck["scheduler"])

@@ -30,28 +30,38 @@ def test_replay_through_node_graph_gives_depth_for_every_set(repo_root, tmp_path
     write_recording(tiny_recording(frames=frames, cams=6, hw=(48, 80), names=CAMS), bag, progress=False)
     outputs = tmp_path / "out.mcap"
     env = loopback_env(domain_id=ros_domain_id)
-    topics = [t for c in CAMS for t in (f"{c}/depth", f"{c}/depth/camera_info")] + ["odom"]
+    topics = [f"{c}/depth:sensor_msgs/msg/Image" for c in CAMS]
+    topics += [f"{c}/depth/camera_info:sensor_msgs/msg/CameraInfo" for c in CAMS] + ["odom:nav_msgs/msg/Odometry"]
+    # The recorder subscribes (types given) before anything plays, so it is matched to the node's
+    # publishers by the time the first set comes out; it stops cleanly on SIGINT after the player.
+    rec = subprocess.Popen(vfdepth_cmd("bag", "record", "-o", str(outputs), *topics), env=env, cwd=repo_root,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     launch = subprocess.Popen(vfdepth_cmd("launch", "--camera-set", "synthetic", "--model-config", TINY,
                                           "--use-sim-time", "--no-respawn"), env=env, cwd=repo_root,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    play_log = rec_log = launch_log = ""
     try:
         play = subprocess.Popen(vfdepth_cmd("bag", "play", str(bag), "--clock", "--as-fast-as-possible",
                                             "--wait-for-topic", "camera_01/depth", "--wait-timeout", "120",
                                             "--match-timeout", "120", "--no-progress"),
                                 env=env, cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        rec = subprocess.Popen(vfdepth_cmd("bag", "record", "-o", str(outputs), *topics, "--until-pid", str(play.pid)),
-                               env=env, cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         play_log, _ = play.communicate(timeout=400)
-        assert play.returncode == 0, play_log
-        assert "no output for stamp" not in play_log, play_log
-        rec_log, _ = rec.communicate(timeout=60)
-        assert rec.returncode == 0, rec_log
     finally:
+        rec.send_signal(signal.SIGINT)
+        try:
+            rec_log, _ = rec.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            rec.kill()
         launch.send_signal(signal.SIGINT)
         try:
-            launch.communicate(timeout=30)
+            launch_log, _ = launch.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             launch.kill()
+            launch_log, _ = launch.communicate()
+    why = f"player:\n{play_log}\nnode graph:\n{launch_log[-6000:]}"
+    assert play.returncode == 0, why
+    assert "no output for stamp" not in play_log, why
+    assert rec.returncode == 0, rec_log
     stamps = [1_700_000_000_000_000_000 + f * 100_000_000 for f in range(frames)]
     for cam in CAMS:
         depth = decode_all(outputs, f"{cam}/depth")

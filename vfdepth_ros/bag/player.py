@@ -102,13 +102,23 @@ class Player:
         if not targets:
             return
         deadline = time.monotonic() + self.opts.match_timeout_s
+
+        def unmatched() -> List[str]:
+            out = [t for t, p in targets if p.get_subscription_count() == 0]
+            # Paced play: the first frame's output is only seen if our own --wait-for-topic
+            # subscription is matched to the node's publisher before anything is sent.
+            sub = getattr(self, "_pace_sub", None)
+            if sub is not None and sub.get_publisher_count() == 0:
+                out.append(f"{self.opts.wait_for_topic} (publisher)")
+            return out
+
         while time.monotonic() < deadline and not self.stop.is_set():
-            waiting = [t for t, p in targets if p.get_subscription_count() == 0]
+            waiting = unmatched()
             if not waiting:
                 log.info("subscribers matched on %d topics", len(targets))
                 return
             time.sleep(0.05)
-        waiting = [t for t, p in targets if p.get_subscription_count() == 0]
+        waiting = unmatched()
         if waiting:
             log.warning("no subscriber on %s after %.1f s; playing anyway", ", ".join(waiting[:4]) +
                         (" ..." if len(waiting) > 4 else ""), self.opts.match_timeout_s)
@@ -148,7 +158,7 @@ class Player:
             with self._ack_cv:
                 self._acked_ns = max(self._acked_ns, t)
                 self._ack_cv.notify_all()
-        node.create_subscription(cls, wt, on_msg, rclpy_qos(False, depth=10), raw=True)
+        self._pace_sub = node.create_subscription(cls, wt, on_msg, rclpy_qos(False, depth=10), raw=True)
         log.info("pacing: before each %s frame, wait for %s of the previous one (timeout %.0f s)", pace, wt,
                  self.opts.wait_timeout_s)
         return topics[_norm(pace)].id

@@ -25,13 +25,14 @@ unexport ROS_LOCALHOST_ONLY
 # The venv's console scripts (vfdepth, surround_depth) first on PATH for recipes and their children.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help install test demo colcon lint clean distclean
+.PHONY: help install test demo colcon lint clean distclean bench
 
 help:
 	@echo "make demo      synthetic drive -> ROS 2 bag -> node graph -> results/demo/"
 	@echo "make test      the whole test suite (CPU, no downloads)"
 	@echo "make install   build/update .venv only"
 	@echo "make colcon    colcon build in ros2_ws"
+	@echo "make bench     optimised vs reference model paths -> results/bench/ (BENCH_ARGS=...)"
 	@echo "make clean | distclean"
 
 install:
@@ -49,6 +50,11 @@ test: install
 DEMO_ARGS ?=
 demo: install
 	@cd $(ROOT); $(PY) tools/demo.py $(DEMO_ARGS)
+
+# Optimised vs reference model paths (latency, throughput, memory, training step) -> results/bench/.
+BENCH_ARGS ?=
+bench: install
+	@cd $(ROOT); $(PY) benchmarks/bench_perf.py $(BENCH_ARGS)
 
 colcon: install
 	cd $(ROOT)/ros2_ws && colcon build

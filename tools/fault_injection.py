@@ -450,9 +450,11 @@ def fault_tf_removed(h: Harness, recover: int = 3) -> Result:
             break
     h.pump(1.0)
     got_output = any(first <= st <= h.stamp for st in list(h.depth))  # no depth without extrinsics
-    h.make_tf_publisher()
-    return _finish(h, "TF removed (node restarted without /tf_static)", waiting and not got_output, recover,
-                   "'waiting for TF' reported" if waiting else "")
+    h.make_tf_publisher()  # latched: delivered once the node's /tf_static reader matches the new writer
+    h.until(lambda: h.tf_pub.get_subscription_count() > 0, 10.0)
+    h.pump(0.5)
+    detail = ("'waiting for TF' reported" if waiting else "") + ("; depth WITHOUT extrinsics?!" if got_output else "")
+    return _finish(h, "TF removed (node restarted without /tf_static)", waiting and not got_output, recover, detail)
 
 
 QUICK = [("camera_publisher_restart", fault_camera_publisher_restart), ("camera_stopped", fault_camera_stopped),

@@ -542,11 +542,9 @@ def test_fuzz_sqlite3_rows(bag_files, tmp_path_factory, table, col, value):
         assume(False)
     finally:
         con.close()
-    call_expecting_clear_error(lambda: _read_whole_bag(dst), one_line=False)  # see the xfail test below
+    call_expecting_clear_error(lambda: _read_whole_bag(dst))
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the bag tools: open_reader() puts rosbags' multi-line YAML error "
-                                       "into BagError (DESIGN: one-line errors)")
 def test_bag_error_on_broken_metadata_is_one_line(bag_files, tmp_path):
     from vfdepth_ros.bag import common as C
 

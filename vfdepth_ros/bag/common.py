@@ -86,6 +86,11 @@ def is_latched(connection) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- reading
+def one_line(exc: BaseException) -> str:
+    """An exception's text folded onto one line (rosbags' YAML errors span several)."""
+    return " ".join(str(exc).split())
+
+
 def open_reader(path: str | Path):
     """Open a bag (a .mcap/.db3 file or a rosbag2 directory) for reading, or raise BagError."""
     from rosbags.rosbag2 import Reader
@@ -99,7 +104,7 @@ def open_reader(path: str | Path):
     except FileNotFoundError as exc:
         raise BagError(f"{path}: not a bag ({exc}); give a .mcap/.db3 file or a directory with metadata.yaml") from None
     except Exception as exc:  # rosbags raises ReaderError and assorted struct/yaml errors on damage
-        raise BagError(f"{path}: cannot read bag, it is truncated or corrupt ({type(exc).__name__}: {exc}); "
+        raise BagError(f"{path}: cannot read bag, it is truncated or corrupt ({type(exc).__name__}: {one_line(exc)}); "
                        "re-create or re-record it") from None
     return reader
 
@@ -111,7 +116,7 @@ def iter_messages(reader, connections=(), start: Optional[int] = None, stop: Opt
     except BagError:
         raise
     except Exception as exc:
-        raise BagError(f"{reader.path}: bag is truncated or corrupt part-way ({type(exc).__name__}: {exc}); "
+        raise BagError(f"{reader.path}: bag is truncated or corrupt part-way ({type(exc).__name__}: {one_line(exc)}); "
                        "re-create or re-record it") from None
 
 

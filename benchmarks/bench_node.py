@@ -72,7 +72,8 @@ def run_node(args, domain_id):
     from vfdepth_ros.params import DDAD_CAMERAS as CAMS
 
     graph = G.surround_graph(camera_set="synthetic", model_config=str(Path(args.config).resolve()),
-                             overrides={"device": args.device, "publish_points": True, "publish_virtual": True,
+                             overrides={"device": args.device, "amp": args.amp, "publish_points": True,
+                                        "publish_virtual": True,
                                         "camera_timeout_s": 5.0},
                              respawn=False)
     log = open(args.log, "w")
@@ -150,7 +151,7 @@ def run_node(args, domain_id):
         "node_set_to_publish_ms_p50": float(inf["latency_ms_p50"]),
         "node_set_to_publish_ms_p95": float(inf["latency_ms_p95"]),
         "stale_sets_dropped": int(sync["stale_sets_dropped"]), "sync_dropped": int(sync["sync_dropped"]),
-        "device": inf["device"],
+        "device": inf["device"], "amp": args.amp,
     }
 
 
@@ -163,7 +164,7 @@ def run_predict(args, reps):
     from vfdepth_ros.conversions import scale_K
 
     cfg = load_config(args.config)
-    pred = Predictor(cfg, device=None if args.device == "auto" else args.device)
+    pred = Predictor(cfg, device=None if args.device == "auto" else args.device, amp=args.amp)
     W, H = args.width, args.height
     K, Ts = _rig(W, H)
     imgs = [np.stack(_images(k, W, H)).transpose(0, 3, 1, 2) for k in range(2)]
@@ -190,6 +191,8 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=20.0, help="measured seconds (after --warmup)")
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
+                    help="autocast in the node and in the predict() comparison (bf16 pays on CPUs with AMX)")
     ap.add_argument("--reps", type=int, default=10, help="predict() repetitions")
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--log", default="/tmp/bench_node_graph.log")

@@ -61,6 +61,28 @@ def restore_rng(state: Optional[dict]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_orphaned_temp_files(p: Path) -> None:
+    """Delete temp files of `p` left by saves that were killed part-way (their writer is gone)."""
+    for tmp in p.parent.glob(f".{p.name}.tmp*"):
+        suffix = tmp.name[len(f".{p.name}.tmp"):]
+        if suffix.isdigit() and int(suffix) != os.getpid() and not _pid_alive(int(suffix)):
+            try:
+                tmp.unlink()
+                logger.info("removed %s, left by a checkpoint save that was killed", tmp)
+            except OSError:
+                pass
+
+
 def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Config, optimizer=None, scheduler=None,
                     step: int = 0, epoch: int = 0, extra: Optional[dict] = None) -> Path:
     """Write model (+ optimizer/scheduler) state and the config to `path` atomically (temp file + os.replace).
@@ -82,6 +104,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Config, optim
         "rng": rng_state(),
         "extra": extra or {},
     }
+    _remove_orphaned_temp_files(p)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     try:
         torch.save(state, tmp)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -222,7 +224,8 @@ def test_serve_binds_loopback_only(recording):
     assert cmd[cmd.index("--bind") + 1] == "127.0.0.1"
     env = viewer.rerun_env()
     assert '"analytics_enabled":false' in (Path(env["XDG_CONFIG_HOME"]) / "rerun" / "analytics.json").read_text()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # Own process group: the rerun launcher starts the server binary as a child, and both must go.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (_listening(grpc_port) and _listening(web_port)):
@@ -232,5 +235,5 @@ def test_serve_binds_loopback_only(recording):
             addrs = _listening(port)
             assert addrs == {"0100007F"}, f"port {port} listens on {addrs}, expected 127.0.0.1 only"
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)

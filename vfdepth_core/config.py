@@ -46,6 +46,10 @@ class ModelConfig:
     # Beyond the paper: a local ImageNet ResNet weights file; without it weights_init means random init
     # (with a warning), because nothing can be downloaded at run time.
     weights_path: Optional[str] = None
+    # Beyond the paper: start the disparity head so that its first predictions sit near this depth (m)
+    # instead of the sigmoid's midpoint (about 3 m at the paper's range, under 2 m for side cameras at
+    # 192x320). None = the paper's initialisation.
+    init_depth_m: Optional[float] = None
     depth_model: str = "fusion"  # 'fusion' (VFDepth) or 'fsm' (per-camera baseline)
     pose_model: str = "fusion"
     fusion_level: int = 2
@@ -331,6 +335,8 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: model.voxel_unit_size must be positive, got {m.voxel_unit_size}")
     if not 0 < m.proj_d_str < m.proj_d_end:
         raise ConfigError(f"{source}: need 0 < model.proj_d_str < model.proj_d_end")
+    if m.init_depth_m is not None and not t.min_depth < m.init_depth_m < t.max_depth:
+        raise ConfigError(f"{source}: model.init_depth_m must lie between training.min_depth and max_depth")
     if m.proj_d_bins < 1:
         raise ConfigError(f"{source}: model.proj_d_bins must be >= 1")
     if t.height % 32 or t.width % 32:

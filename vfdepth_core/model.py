@@ -12,6 +12,7 @@ every call).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -103,6 +104,8 @@ class VFDepth(nn.Module):
                                        weights_path=wp, weights_init=wi)
         self.pose_net = FusedPoseNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim, weights_path=wp,
                                      weights_init=wi)
+        if m.init_depth_m is not None:
+            self._init_disparity_bias(m.init_depth_m, t.min_depth, t.max_depth)
         self.rig_cache = RigCache()
         self.height, self.width = t.height, t.width
         self.depth_bins = torch.linspace(m.proj_d_str, m.proj_d_end, m.proj_d_bins)
@@ -110,6 +113,14 @@ class VFDepth(nn.Module):
         # zero-copy volume/BEV layouts. False = the reference formulation (grid_sample, explicit padding).
         self.fast = True
         self.channels_last = False
+
+    @torch.no_grad()
+    def _init_disparity_bias(self, depth_m: float, min_depth: float, max_depth: float) -> None:
+        """Bias the last decoder conv so the sigmoid starts at the disparity of `depth_m` (fx/focal scale = 1)."""
+        lo, hi = 1.0 / max_depth, 1.0 / min_depth
+        s = min(max((1.0 / depth_m - lo) / (hi - lo), 1e-4), 1 - 1e-4)
+        conv = self.depth_net.decoder.dispconv[0]
+        conv.bias.fill_(math.log(s / (1.0 - s)))
 
     def set_fast(self, enabled: bool) -> "VFDepth":
         """Switch between the fast path and the reference formulation (identical outputs up to float error)."""

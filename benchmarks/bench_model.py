@@ -62,9 +62,24 @@ def _timeit(fn, repeats: int, sync):
         fn()
         sync()
         times.append(time.perf_counter() - t)
-    times.sort()
-    p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
-    return {"median_s": statistics.median(times), "p95_s": p95, "n": len(times)}
+    return {"median_s": statistics.median(times), "p95_s": p95(times), "n": len(times)}
+
+
+def p95(times) -> float:
+    """95th percentile (nearest rank) of a list of durations."""
+    times = sorted(times)
+    return times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+
+
+def run_config_process(cmd, threads: int):
+    """Run one config of a benchmark in its own process (`cmd` ends with --only NAME ...) with
+    OMP_NUM_THREADS=threads; returns the JSON it prints last, or None after echoing its stderr."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        print(p.stderr[-3000:], file=sys.stderr)
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def run_one(name: str, args) -> dict:
@@ -156,12 +171,9 @@ def main() -> int:
     for name in args.configs:
         cmd = [sys.executable, __file__, "--only", name, "--threads", str(args.threads), "--repeats",
                str(args.repeats), "--device", args.device, "--amp", args.amp] + (["--no-train"] if args.no_train else [])
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if p.returncode != 0:
-            print(p.stderr[-3000:], file=sys.stderr)
+        r = run_config_process(cmd, args.threads)
+        if r is None:
             return 1
-        r = json.loads(p.stdout.strip().splitlines()[-1])
         results.append(r)
         pc = r["params"]
         print(f"== {name}: {r['height']}x{r['width']} x6, device {r['device']}, amp {r['amp']}, threads {r['threads']}")

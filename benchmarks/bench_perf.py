@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,13 +31,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_model import CONFIGS, RELEASED_S, ring_rig  # noqa: E402
+from bench_model import CONFIGS, RELEASED_S, p95, ring_rig, run_config_process  # noqa: E402
 
 
 def _stats(times):
-    times = sorted(times)
-    return {"p50_s": statistics.median(times), "p95_s": times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)],
-            "n": len(times)}
+    return {"p50_s": statistics.median(times), "p95_s": p95(times), "n": len(times)}
 
 
 def run_one(name: str, args) -> dict:
@@ -223,12 +219,9 @@ def main() -> int:
                "--train-repeats", str(args.train_repeats), "--device", args.device]
         cmd += [f for f, on in (("--no-train", args.no_train), ("--onnx", args.onnx),
                                 ("--all-variants", args.all_variants)) if on]
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if p.returncode != 0:
-            print(p.stderr[-3000:], file=sys.stderr)
+        r = run_config_process(cmd, args.threads)
+        if r is None:
             return 1
-        r = json.loads(p.stdout.strip().splitlines()[-1])
         results.append(r)
         print(f"== {name}: 6x{r['height']}x{r['width']}, {r['device']}, {r['threads']} threads, "
               f"load avg {r['loadavg_start'][0]:.2f} -> {r['loadavg_end'][0]:.2f}")

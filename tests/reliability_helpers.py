@@ -207,18 +207,6 @@ def corrupted_bytes(draw, data: bytes) -> Tuple[bytes, str]:
 
 
 # ------------------------------------------------------------------------------ processes, diagnostics
-def rss_bytes(pid: int) -> Optional[int]:
-    """Resident set size of a process (VmRSS in /proc/<pid>/status), or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return None
-
-
 def diag_values(diag: Dict[str, Dict[str, Any]], name: str) -> Dict[str, str]:
     """The values of one status of a diagnostics_to_dict() result ({} when absent)."""
     return diag.get(name, {}).get("values", {})

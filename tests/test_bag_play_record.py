@@ -115,3 +115,43 @@ def test_recorder_survives_player_crash_and_ctrl_c(tiny_bag, tmp_path, ros_domai
         assert 1 <= len(imgs) < 5 and imgs[0] in ref
         k = ref.index(imgs[0])
         assert imgs == ref[k:k + len(imgs)]
+
+
+def test_paced_play_sends_the_first_frame_again_when_it_got_no_output(tiny_bag, ros_domain_id):
+    """A node whose reader discovered the player late loses the first frame; the paced player
+    publishes that frame again instead of waiting out --wait-timeout, and goes on in order."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from vfdepth_ros.bag.rosnode import rclpy_qos
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=ros_domain_id)
+    seen = []
+    try:
+        node = rclpy.create_node("lossy_echo", context=ctx)
+        pub = node.create_publisher(Image, "camera_00/depth", rclpy_qos(False))
+
+        def on_image(msg):
+            seen.append(C.stamp_to_ns(msg.header.stamp))
+            if len(seen) > 1:  # the very first image is "lost"
+                pub.publish(msg)
+
+        node.create_subscription(Image, "camera_00/image_raw", on_image, rclpy_qos(False))
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        play = _start(["bag", "play", str(tiny_bag), "--as-fast-as-possible", "--no-progress",
+                       "--match-topics", "camera_00/image_raw", "--match-timeout", "30",
+                       "--wait-for-topic", "camera_00/depth", "--wait-timeout", "60", "--resend-first", "1"],
+                      ros_domain_id)
+        deadline = time.monotonic() + 90
+        while play.poll() is None and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        rc, log = _finish(play, timeout=10)
+    finally:
+        rclpy.shutdown(context=ctx)
+    assert rc == 0, log
+    assert "publishing it again" in log and "no output for stamp" not in log, log
+    stamps = [C.stamp_to_ns(m.header.stamp) for m in decode_all(tiny_bag, "camera_00/image_raw")]
+    assert seen == [stamps[0]] + stamps, (seen, log)  # first frame twice, then each frame once, in order

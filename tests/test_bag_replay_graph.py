@@ -32,10 +32,17 @@ def test_replay_through_node_graph_gives_depth_for_every_set(repo_root, tmp_path
     env = loopback_env(domain_id=ros_domain_id)
     topics = [f"{c}/depth:sensor_msgs/msg/Image" for c in CAMS]
     topics += [f"{c}/depth/camera_info:sensor_msgs/msg/CameraInfo" for c in CAMS] + ["odom:nav_msgs/msg/Odometry"]
-    # The recorder subscribes (types given) before anything plays, so it is matched to the node's
-    # publishers by the time the first set comes out; it stops cleanly on SIGINT after the player.
+    # The recorder subscribes (types given) before the node starts, so it is matched to the node's
+    # publishers (discovery runs while the model loads) by the time the first set comes out; it stops
+    # cleanly on SIGINT after the player.
     rec = subprocess.Popen(vfdepth_cmd("bag", "record", "-o", str(outputs), *topics), env=env, cwd=repo_root,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rec_head = []
+    while sum("recording " in line for line in rec_head) < len(topics):
+        line = rec.stdout.readline()
+        if not line:
+            pytest.fail("the recorder exited before subscribing:\n" + "".join(rec_head) + rec.stdout.read())
+        rec_head.append(line)
     launch = subprocess.Popen(vfdepth_cmd("launch", "--camera-set", "synthetic", "--model-config", TINY,
                                           "--use-sim-time", "--no-respawn"), env=env, cwd=repo_root,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -45,11 +52,17 @@ def test_replay_through_node_graph_gives_depth_for_every_set(repo_root, tmp_path
                                             "--wait-for-topic", "camera_01/depth", "--wait-timeout", "120",
                                             "--match-timeout", "120", "--no-progress"),
                                 env=env, cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        play_log, _ = play.communicate(timeout=400)
+        try:
+            play_log, _ = play.communicate(timeout=400)
+        except subprocess.TimeoutExpired:
+            play.kill()
+            play_log, _ = play.communicate()
+            play_log += "\n(player killed after 400 s)"
     finally:
         rec.send_signal(signal.SIGINT)
         try:
             rec_log, _ = rec.communicate(timeout=60)
+            rec_log = "".join(rec_head) + rec_log
         except subprocess.TimeoutExpired:
             rec.kill()
         launch.send_signal(signal.SIGINT)

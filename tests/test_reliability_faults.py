@@ -84,5 +84,9 @@ def test_tf_removed_then_restored(harness):
     _check(harness, FI.fault_tf_removed(harness))
 
 
+def test_first_images_before_camera_info(harness):
+    _check(harness, FI.fault_camera_info_late(harness))
+
+
 def test_node_killed_is_respawned_and_resumes(harness):
     _check(harness, FI.fault_node_restart(harness))

@@ -177,9 +177,9 @@ class Harness:
         return cv.K_to_camera_info(rig_K(hw), hw, cv.make_header(stamp, CAMERAS[c]))
 
     def publish(self, stamp: int, k: Optional[int] = None, skip: Sequence[int] = (), replace: Optional[dict] = None,
-                hw: Tuple[int, int] = IMG_HW, info_hw: Optional[Tuple[int, int]] = None) -> None:
+                hw: Tuple[int, int] = IMG_HW, info_hw: Optional[Tuple[int, int]] = None, infos: bool = True) -> None:
         k = self.k if k is None else k
-        for c in range(len(CAMERAS)):
+        for c in range(len(CAMERAS) if infos else 0):
             self.info_pubs[c].publish(self.info_msg(c, stamp, info_hw or hw))
         for c in range(len(CAMERAS)):
             if c in skip or self.img_pubs[c] is None:
@@ -427,6 +427,40 @@ def fault_node_restart(h: Harness, outage_s: float = 1.0, recover: int = 3) -> R
                    f"respawned (restart {h.child.restarts}), {lost_warmup} frames during warm-up")
 
 
+def _restart_node(h: Harness) -> None:
+    """SIGKILL the node; wait until the launcher's respawn has its model up and its image readers matched."""
+    pid = h.node_pid()
+    restarts = h.child.restarts
+    os.kill(pid, signal.SIGKILL)
+    h.until(lambda: h.child.restarts > restarts and h.node_pid() not in (None, pid), 30.0)
+    t = time.monotonic()
+    h.until(lambda: h.diag_since(t, lambda d: d.get("surround_depth: inference", {}).get("level") in ("OK", "WARN")),
+            90.0)
+    h.until(lambda: all(p.get_subscription_count() > 0 for p in h.img_pubs if p is not None), 30.0)
+
+
+def fault_camera_info_late(h: Harness, recover: int = 3) -> Result:
+    """A (re)started node gets a frame's images before any camera_info (separate topics, so this is
+    ordinary at start-up): the set waits briefly for the calibration instead of being skipped."""
+    _restart_node(h)
+    # images only, slowly, until the new process has taken some (its readers have matched ours)
+    t = time.monotonic()
+    for _ in range(60):
+        h.publish(h.next_stamp(), infos=False)
+        if h.until(lambda: h.diag_since(t, lambda d: int(h.cam_diag(d, CAMERAS[-1]).get("values", {})
+                                                         .get("received", 0)) > 0), 0.5):
+            break
+    h.pump(2.5)  # sets without calibration drain from the worker
+    s = h.next_stamp()
+    h.publish(s, infos=False)
+    h.pump(0.3)
+    for c in range(len(CAMERAS)):
+        h.info_pubs[c].publish(h.info_msg(c, s))
+    got = h.until(lambda: s in h.depth, 30.0)
+    return _finish(h, "camera_info after the first images", got, recover,
+                   "the late-calibrated set got depth" if got else "set skipped although camera_info came 0.3 s later")
+
+
 def fault_tf_removed(h: Harness, recover: int = 3) -> Result:
     """/tf_static disappears (its publisher leaves) and the node restarts: no extrinsics, so sets are
     skipped with 'waiting for TF' on /diagnostics until /tf_static comes back."""
@@ -460,7 +494,8 @@ def fault_tf_removed(h: Harness, recover: int = 3) -> Result:
 QUICK = [("camera_publisher_restart", fault_camera_publisher_restart), ("camera_stopped", fault_camera_stopped),
          ("time_jump_back", fault_time_jump_back), ("duplicate_out_of_order", fault_duplicate_out_of_order),
          ("image_size_change", fault_image_size_change), ("garbage_image", fault_garbage_image),
-         ("tf_removed", fault_tf_removed), ("node_restart", fault_node_restart)]
+         ("tf_removed", fault_tf_removed), ("camera_info_late", fault_camera_info_late),
+         ("node_restart", fault_node_restart)]
 
 
 def format_table(results: Sequence[Result]) -> str:

@@ -527,6 +527,12 @@ def run(argv: Optional[List[str]] = None) -> int:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                # Ranks leave together: a rank that tears down gloo while another still finishes (rank 0
+                # writes the last checkpoint) can lose its peer connection mid-shutdown and abort.
+                try:
+                    dist.barrier()
+                except Exception as exc:  # a peer already failed: tear down regardless
+                    logger.warning("rank %d: final barrier failed (%s)", info.rank, exc)
                 dist.destroy_process_group()
 
 

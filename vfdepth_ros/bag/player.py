@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.common import BagError
@@ -40,6 +40,7 @@ class PlayOptions:
     wait_for_topic: Optional[str] = None
     pace_topic: Optional[str] = None
     wait_timeout_s: float = 30.0
+    resend_first_s: float = 3.0  # paced mode: no output for the first frame this long -> publish it again
     domain_id: Optional[int] = None
     progress: bool = True
 
@@ -56,6 +57,8 @@ class Player:
         self.opts = opts
         if opts.rate <= 0:
             raise BagError(f"--rate {opts.rate}: must be > 0")
+        if opts.resend_first_s <= 0:
+            raise BagError(f"--resend-first {opts.resend_first_s}: must be > 0 seconds")
         self.reader = C.open_reader(self.bag)
         conns = self.reader.connections
         by_topic = {_norm(c.topic): c for c in conns}
@@ -163,15 +166,34 @@ class Player:
                  self.opts.wait_timeout_s)
         return topics[_norm(pace)].id
 
-    def _wait_ack(self, stamp_ns: int) -> None:
-        deadline = time.monotonic() + self.opts.wait_timeout_s
+    def _wait_ack(self, stamp_ns: int, resend=None) -> None:
+        """Wait for the output of `stamp_ns`. `resend` (first frame only): a callable that publishes
+        the frame again after `resend_first_s` without output, then after twice that, and so on. A DDS
+        reader drops samples from a writer it has not discovered yet even when the writer already lists
+        the reader as matched, so the very first messages can be lost; later frames cannot (discovery
+        is done by then)."""
+        t0 = time.monotonic()
+        deadline = t0 + self.opts.wait_timeout_s
+        interval = self.opts.resend_first_s
+        next_resend = t0 + interval
         with self._ack_cv:
             while self._acked_ns < stamp_ns and not self.stop.is_set():
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     log.warning("%s: no output for stamp %d after %.1f s; going on", self.opts.wait_for_topic,
                                 stamp_ns, self.opts.wait_timeout_s)
                     return
+                if resend is not None and now >= next_resend:
+                    log.info("%s: no output for the first frame after %.0f s (late discovery or a slow model "
+                             "start): publishing it again", self.opts.wait_for_topic, now - t0)
+                    self._ack_cv.release()
+                    try:
+                        resend()
+                    finally:
+                        self._ack_cv.acquire()
+                    interval *= 2
+                    next_resend = now + interval
                 self._ack_cv.wait(min(left, 0.1))
 
     # ------------------------------------------------------------------ playing
@@ -249,6 +271,13 @@ class Player:
         t_first = None
         last_clock_wall = 0.0
         pending_pace: Optional[int] = None
+        paced = 0  # paced frames started so far
+        first_frame: List[Tuple[int, bytes]] = []  # every message up to the second paced one
+
+        def resend_first() -> None:
+            for cid, data in first_frame:
+                pubs[cid].publish(data)
+
         try:
             for c, t, raw in C.iter_messages(self.reader, conns, start_ns, stop_ns):
                 if self.stop.is_set():
@@ -257,9 +286,13 @@ class Player:
                     t_first, wall0 = t, time.monotonic()
                 if pace_id is not None and c.id == pace_id:
                     if pending_pace is not None:
-                        self._wait_ack(pending_pace)
+                        self._wait_ack(pending_pace, resend_first if paced == 1 else None)
+                        first_frame = []
                     stamp = _header_stamp(raw)
                     pending_pace = stamp if stamp is not None else t
+                    paced += 1
+                if pace_id is not None and paced <= 1:
+                    first_frame.append((c.id, raw))
                 if not opts.as_fast_as_possible:
                     target = wall0 + (t - t_first) * 1e-9 / opts.rate
                     while not self.stop.is_set():
@@ -277,7 +310,7 @@ class Player:
                 sent += 1
                 bar.update(1)
             if pending_pace is not None and not self.stop.is_set():
-                self._wait_ack(pending_pace)
+                self._wait_ack(pending_pace, resend_first if paced == 1 else None)
         finally:
             bar.close()
         return sent
@@ -318,6 +351,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pace-topic", default=None, help="input topic paced by --wait-for-topic (default derived)")
     parser.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
                         help="paced mode: give up waiting for one frame's output after S seconds (default 30)")
+    parser.add_argument("--resend-first", type=float, default=3.0, metavar="S",
+                        help="paced mode: publish the first frame again when it has no output after S seconds, "
+                             "then after 2S, 4S, ... (a node that discovered the player late missed it; default 3)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default from the environment)")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -327,7 +363,8 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
                        clock_hz=args.clock_hz, start_s=args.start, duration_s=args.duration, topics=args.topics,
                        wait_for_subscribers=not args.no_wait_for_subscribers, match_timeout_s=args.match_timeout,
                        match_topics=args.match_topics, wait_for_topic=args.wait_for_topic, pace_topic=args.pace_topic,
-                       wait_timeout_s=args.wait_timeout, domain_id=args.domain_id, progress=not args.no_progress)
+                       wait_timeout_s=args.wait_timeout, resend_first_s=args.resend_first,
+                       domain_id=args.domain_id, progress=not args.no_progress)
 
 
 def main(args: argparse.Namespace) -> int:

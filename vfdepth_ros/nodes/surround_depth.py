@@ -49,6 +49,7 @@ NODE_NAME = "surround_depth"
 VIRTUAL_FRAME_SUFFIX = "_vfdepth_virtual"
 _TIME_JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the camera's last one = bag loop/restart
 _PREDICTOR_RETRY_S = 5.0
+_FIRST_INFO_WAIT_S = 1.0  # longest wait for a camera's first camera_info once its image completed a set
 
 TF_STATIC_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -304,6 +305,19 @@ class SurroundDepthNode(Node):
         self._log.info(f"model ready on {pred.device} (amp {pred.amp}), network input {pred.hw[1]}x{pred.hw[0]}, "
                        f"{'checkpoint ' + self.params.checkpoint if self.params.checkpoint else 'RANDOM WEIGHTS'}")
 
+    def _await_info(self, cam) -> tuple:
+        """The camera's latest camera_info. Image and camera_info travel on separate best-effort
+        topics, so the first image of a camera can complete a set just before its camera_info lands:
+        before any has arrived, wait up to _FIRST_INFO_WAIT_S for it (polling; the executor thread
+        files it) instead of dropping the set. Once one has arrived, never wait."""
+        deadline = time.monotonic() + _FIRST_INFO_WAIT_S
+        while True:
+            with self._lock:
+                got = (cam.info, cam.info_K, cam.info_hw)
+            if got[1] is not None or time.monotonic() >= deadline or self._stop.is_set():
+                return got
+            time.sleep(0.01)
+
     def _camera_inputs(self, sset: SyncSet, p: P.NodeParams):
         """Decode the set's images and gather calibration. Returns (images list, K list, hw list,
         T list, infos list) or raises ValueError with a message naming the camera."""
@@ -315,11 +329,11 @@ class SurroundDepthNode(Node):
             except cv.ConversionError as exc:
                 self._camera_error(cam, f"bad image: {exc}")
                 raise ValueError(f"{cam.name}: {exc}") from None
-            with self._lock:
-                info, K, hw = cam.info, cam.info_K, cam.info_hw
             calib = self.calibration.get(cam.name)
             if p.calibration_source == "file":
                 K, hw, info = calib.K, calib.hw, None
+            else:
+                info, K, hw = self._await_info(cam)
             if K is None:
                 cam.calib_problem = f"waiting for {cam.name}/camera_info"
                 raise ValueError(cam.calib_problem)

@@ -126,9 +126,3 @@ def test_evaluate_bag_cli_json(tmp_path):
     assert main(["evaluate-bag", str(inp), str(out), "--json", str(tmp_path / "r.json")]) == 0
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["depth"]["metric"]["mean"]["abs_rel"] == pytest.approx(0.1)
-
-
-def test_evaluate_matches_eval_py_when_present(repo_root):
-    if not (repo_root / "training" / "eval.py").is_file():
-        pytest.skip("training/eval.py does not exist yet: the comparison against it waits for it")
-    pytest.skip("training/eval.py exists but exposes no per-frame API this test knows; compare by hand")

@@ -100,6 +100,47 @@ def test_eval_reads_checkpoint_and_writes_tables(straight_run, data_json, tmp_pa
     assert list((out / "vis").glob("*_depth.png")) and list((out / "vis").glob("*_abs_rel_error.png"))
 
 
+def test_evaluate_bag_equals_eval_py_on_the_same_frames(straight_run, data_json, tmp_path):
+    """eval.py's predictions (--save_depth) written as a node's outputs bag: `evaluate-bag` scores them
+    against the LIDAR in the converted bag and must print the numbers eval.py printed."""
+    pytest.importorskip("rosbags")
+    import numpy as np
+
+    from bag_helpers import write_outputs_bag
+    from vfdepth_core.metrics import DEPTH_METRICS
+    from vfdepth_ros.bag import common as C
+    from vfdepth_ros.bag.convert import ddad_recording, write_recording
+    from vfdepth_ros.bag.evaluate import EvalOptions, evaluate
+
+    run, _ = straight_run
+    out = tmp_path / "eval"
+    p = run_script(EVAL, ["--config_file", TINY, "--weight_path", run / "checkpoints" / "latest.pt",
+                          "--set", f"data.data_path={data_json}", "--out_dir", out, "--save_depth"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    ref = json.loads((out / "metrics.json").read_text())
+    files = sorted((out / "depth").glob("sample_*.npz"))
+    assert len(files) == ref["samples"] == 5
+    depth = {}
+    for f in files:
+        z = np.load(f)
+        assert z["depth"].shape == (6, 64, 96) and (z["depth"] > 0).all()
+        for n, cam in enumerate(z["cameras"]):
+            depth.setdefault(str(cam), []).append((int(z["stamp_ns"][n]), z["depth"][n], z["K"][n],
+                                                   C.camera_frame(str(cam))))
+    inp = tmp_path / "val.mcap"
+    write_recording(ddad_recording(data_json, "val", 0), inp, progress=False)
+    outputs = write_outputs_bag(tmp_path / "out.mcap", depth)
+    masks = data_json.parent / "masks"  # the synthetic world has the ego body masked, like DDAD
+    res = evaluate(inp, outputs, EvalOptions(mask_path=str(masks)))
+    assert sum(res["depth"]["matched_per_camera"].values()) == 5 * 6
+    unmasked = evaluate(inp, outputs)  # scoring the body pixels too gives other numbers
+    assert unmasked["depth"]["median"]["mean"]["abs_rel"] != pytest.approx(ref["median"]["mean"]["abs_rel"], rel=0.03)
+    for scaling in ("metric", "median"):
+        for m in DEPTH_METRICS:
+            a, b = res["depth"][scaling]["mean"][m], ref[scaling]["mean"][m]
+            assert a == pytest.approx(b, rel=0.03, abs=0.005), (scaling, m, a, b)
+
+
 # ---- bad input: one line, exit 2, no traceback (in-process main() for speed) ---------------------------
 
 

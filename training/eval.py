@@ -10,7 +10,8 @@ eval and output settings (``--use_file_config`` builds the model from the file i
 that it fits the checkpoint). Default weights: ``<data.log_dir>/<config name>/checkpoints/latest.pt``.
 
 Writes ``results/<config name>/`` (``<data.log_dir>/<config name>/`` unless ``--out_dir``):
-``metrics.json``, ``metrics.csv``, with ``eval.eval_visualize`` depth/error PNGs in ``vis/``, and with
+``metrics.json``, ``metrics.csv``, with ``eval.eval_visualize`` depth/error PNGs in ``vis/``, with
+``--save_depth`` the raw predicted depth per sample in ``depth/``, and with
 ``training.aug_depth`` or ``eval.syn_visualize`` synthesized novel-view depth in ``syn_results/``
 (colormap PNG + raw ``.npy`` metres per virtual view).
 """
@@ -56,6 +57,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     ap.add_argument("--split", default="val", choices=("val", "test", "train"))
     ap.add_argument("--device", default=None)
     ap.add_argument("--use_file_config", action="store_true", help="build the model from --config_file")
+    ap.add_argument("--save_depth", action="store_true",
+                    help="also write every sample's predicted depth (metres, network size) with its intrinsics and "
+                         "stamps to <out_dir>/depth/sample_NNNNN.npz (e.g. to compare with `vfdepth evaluate-bag`)")
     ap.add_argument("--log_level", default="INFO")
     return ap.parse_args(argv)
 
@@ -147,12 +151,15 @@ def run(argv: Optional[List[str]] = None) -> int:
     do_syn = cfg.training.aug_depth or ev.syn_visualize
     syn_target = ev.syn_idx if ev.syn_idx is not None and 0 <= ev.syn_idx < len(ds) else 0
     counter = {"i": 0}
+    f0 = list(getattr(ds, "frame_ids", (0,))).index(0)  # the target frame's index in the batch
 
     def on_batch(batch, depth, errs):
         for b in range(depth.shape[0]):
             i = counter["i"] + b
             if ev.eval_visualize:
                 _write_vis(out_dir / "vis", i, batch, depth, b, cams, ev.eval_max_depth, cfg.training.min_depth)
+            if args.save_depth:
+                _write_depth(out_dir / "depth", i, batch, depth, b, cams, f0)
             if do_syn and i == syn_target:
                 _write_syn(out_dir / "syn_results", i, model, batch, b, cams, cfg)
         counter["i"] += depth.shape[0]
@@ -178,6 +185,17 @@ def run(argv: Optional[List[str]] = None) -> int:
     if do_syn:
         print(f"novel-view depth in {out_dir / 'syn_results'}")
     return 0
+
+
+def _write_depth(folder: Path, i: int, batch: dict, depth: torch.Tensor, b: int, cams: List[str], f0: int) -> None:
+    """sample_NNNNN.npz: depth (N, H, W) float32 metres, K (N, 3, 3) at that size, stamp_ns (N,) of the
+    target frame, cameras (N,)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamps = batch["stamp_ns"][b]
+    stamps = stamps[f0] if stamps.dim() == 2 else stamps  # (F, N) -> the target frame's (N,)
+    np.savez(folder / f"sample_{i:05d}.npz", depth=depth[b, :, 0].float().cpu().numpy(),
+             K=batch["K"][b, :, :3, :3].double().cpu().numpy(), stamp_ns=stamps.cpu().numpy().astype(np.int64),
+             cameras=np.array(cams))
 
 
 def _write_vis(folder: Path, i: int, batch: dict, depth: torch.Tensor, b: int, cams: List[str], max_d: float,

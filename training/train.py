@@ -369,8 +369,11 @@ class Trainer:
         if self.info.is_main and not self.args.no_progress:
             from tqdm import tqdm
 
+            # With a time budget the step total (and tqdm's ETA) is an upper bound: say so, and show the
+            # minutes left in the postfix.
+            desc = cfg.name if t.max_minutes is None else f"{cfg.name} (stops after {t.max_minutes:g} min)"
             bar = tqdm(total=total_steps, initial=min(self.step, total_steps), unit="step", dynamic_ncols=True,
-                       desc=cfg.name, file=sys.stderr)
+                       desc=desc, file=sys.stderr)
         sps_ema = None
         global_batch = t.batch_size * self.info.world_size
         stopped, _ = self._sync_flags()
@@ -402,8 +405,12 @@ class Trainer:
                                  _checksum(self.model_core))
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{terms['total']:.4f}", sps=f"{sps_ema:.2f}", ep=self.epoch,
-                                    skipped=self.guard.total, refresh=False)
+                    post = dict(loss=f"{terms['total']:.4f}", sps=f"{sps_ema:.2f}", ep=self.epoch,
+                                skipped=self.guard.total)
+                    if t.max_minutes is not None:
+                        left = max(0.0, t.max_minutes - (time.monotonic() - self._t_start) / 60.0)
+                        post["budget_left"] = f"{left:.1f}min"
+                    bar.set_postfix(**post, refresh=False)
                 if self.info.is_main and self._log_due():
                     self.log_scalars(terms, sps_ema)
                     self.log_images(batch, outputs)

@@ -207,6 +207,37 @@ class EvalOptions:
     max_lidar_dt_s: float = 0.06
     odom_topic: str = "odom"
     align: str = "se3"
+    mask_path: Optional[str] = None  # self-occlusion masks in the paper's ddad_mask layout (as data.mask_path)
+    scene: str = ""  # the scene whose mask set applies (needed when the mask table has several sets)
+
+
+class _Masks:
+    """Self-occlusion masks per (camera, size), resolved like the training loader does (the same
+    :class:`MaskResolver` and :func:`load_mask`), so evaluate-bag scores the pixels eval.py scores."""
+
+    def __init__(self, mask_path: Optional[str], scene: str) -> None:
+        from vfdepth_core.datasets.common import DatasetError, MaskResolver
+
+        self.scene = scene
+        self.cache: Dict[Tuple[str, int, int], Optional[np.ndarray]] = {}
+        try:
+            self.resolver = MaskResolver(mask_path) if mask_path else None
+        except DatasetError as exc:
+            raise BagError(f"--mask-path: {exc}") from None
+
+    def get(self, cam: str, H: int, W: int):
+        if self.resolver is None:
+            return None
+        key = (cam, H, W)
+        if key not in self.cache:
+            from vfdepth_core.datasets.common import DatasetError, load_mask
+
+            try:
+                p = self.resolver.path(self.scene, cam.upper())
+                self.cache[key] = None if p is None else load_mask(p, (H, W))
+            except DatasetError as exc:
+                raise BagError(f"--mask-path: {exc}" + (" (give --scene NAME)" if not self.scene else "")) from None
+        return self.cache[key]
 
 
 def evaluate(input_bag: str | Path, outputs_bag: str | Path, opts: EvalOptions = EvalOptions()) -> dict:
@@ -220,7 +251,10 @@ def evaluate(input_bag: str | Path, outputs_bag: str | Path, opts: EvalOptions =
     gt = read_ground_truth(input_bag, need_lidar=bool(out.depth))
     result: dict = {"input_bag": str(input_bag), "outputs_bag": str(outputs_bag),
                     "protocol": {"min_depth": opts.min_depth, "max_depth": opts.max_depth,
-                                 "max_lidar_dt_s": opts.max_lidar_dt_s, "mask": "none (all pixels)"}}
+                                 "max_lidar_dt_s": opts.max_lidar_dt_s,
+                                 "mask": (f"self-occlusion masks from {opts.mask_path}" if opts.mask_path
+                                          else "none (all pixels)")}}
+    masks = _Masks(opts.mask_path, opts.scene)
     cams = sorted(out.depth)
     accs = {c: DepthMetricAccumulator([c], opts.min_depth, opts.max_depth) for c in cams}
     matched, unmatched, stamps = {}, {}, set()
@@ -246,7 +280,9 @@ def evaluate(input_bag: str | Path, outputs_bag: str | Path, opts: EvalOptions =
             matched[cam] += 1
             stamps.add(t)
             pred = torch.as_tensor(np.nan_to_num(depth, nan=0.0, posinf=0.0)[None, None, None], dtype=torch.float64)
-            accs[cam].update(pred, torch.as_tensor(d_gt[None, None, None]))
+            m = masks.get(cam, H, W)
+            accs[cam].update(pred, torch.as_tensor(d_gt[None, None, None]),
+                             None if m is None else m.to(torch.float64)[None, None])
     if cams:
         per = {c: accs[c].result() for c in cams}
         depth_res: dict = {"samples": int(max((matched[c] for c in cams), default=0)),
@@ -321,6 +357,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="take eval_min_depth/eval_max_depth from this config file")
     parser.add_argument("--max-lidar-dt", type=float, default=0.06, metavar="S",
                         help="largest image-to-sweep time difference to match (default 0.06 s)")
+    parser.add_argument("--mask-path", default=None, metavar="DIR",
+                        help="self-occlusion masks (the paper's ddad_mask layout, like data.mask_path): score "
+                             "only the pixels eval.py scores (default: all pixels)")
+    parser.add_argument("--scene", default="", help="scene name that picks the mask set (when --mask-path has several)")
     parser.add_argument("--odom-topic", default="odom")
     parser.add_argument("--align", default="se3", choices=("se3", "sim3", "none"))
 
@@ -347,7 +387,7 @@ def main(args: argparse.Namespace) -> int:
         min_d = args.min_depth
     if args.max_depth is not None:
         max_d = args.max_depth
-    opts = EvalOptions(min_d, max_d, args.max_lidar_dt, args.odom_topic, args.align)
+    opts = EvalOptions(min_d, max_d, args.max_lidar_dt, args.odom_topic, args.align, args.mask_path, args.scene)
     res = evaluate(args.input_bag, args.outputs_bag, opts)
     print(format_result(res))
     if args.json:

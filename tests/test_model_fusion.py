@@ -187,3 +187,19 @@ def test_voxel_lookup_mask_removes_voxels():
     cams_full = (full.pix_idx[:, 0] // 96)
     cams_part = (part.pix_idx[:, 0] // 96)
     assert (cams_full == 0).any() and not (cams_part == 0).any()
+
+
+def test_cache_knows_repeated_calibration_by_identity_and_rehashes_changes(model6):
+    """The same calibration tensors again: no hashing (on CUDA hashing would copy to the host, a sync);
+    a tensor changed in place, or new tensors with new values: hashed and looked up anew."""
+    b = make_batch(6, batch=1)
+    K, T = b["K"].clone(), b["T_ego_cam"].clone()
+    lk1 = model6.voxel_lookup(K, T, None, (64, 96))
+    n = model6.rig_cache.digests_computed
+    assert model6.voxel_lookup(K, T, None, (64, 96)) is lk1
+    assert model6.rig_cache.digests_computed == n  # known by identity
+    T[..., 2, 3] += 0.5  # in place: same object, new version
+    lk2 = model6.voxel_lookup(K, T, None, (64, 96))
+    assert lk2 is not lk1 and model6.rig_cache.digests_computed == n + 1
+    T[..., 2, 3] -= 0.5
+    assert model6.voxel_lookup(K.clone(), T.clone(), None, (64, 96)) is lk1  # equal values, new objects: hashed

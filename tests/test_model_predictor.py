@@ -108,6 +108,24 @@ def test_predictor_rejects_bad_inputs(saved):
         pred.predict(np.zeros((6, 3, 64, 96), dtype=np.int32), K, T)
 
 
+def test_predictor_reuses_the_rig_without_hashing_device_tensors():
+    """An unchanged rig (new numpy arrays, same values) is recognised on the host: the model's rig cache
+    computes no digest of device tensors; a changed rig is uploaded and hashed again."""
+    torch.manual_seed(0)
+    pred = Predictor(tiny_config(6), device="cpu")
+    K, T = make_rig()
+    img = np.random.default_rng(0).integers(0, 255, (6, 3, 64, 96), dtype=np.uint8)
+    a = pred.predict(img, K.numpy().copy(), T.numpy().copy())
+    n = pred.model.rig_cache.digests_computed
+    b = pred.predict(img, K.numpy().copy(), T.numpy().copy())
+    assert pred.model.rig_cache.digests_computed == n
+    torch.testing.assert_close(a.depth, b.depth, rtol=0, atol=0)
+    T2 = T.clone()
+    T2[..., 2, 3] += 0.3
+    pred.predict(img, K.numpy(), T2.numpy())
+    assert pred.model.rig_cache.digests_computed > n
+
+
 def test_predictor_without_checkpoint_warns(caplog):
     cfg = tiny_config(3)
     with caplog.at_level("WARNING"):

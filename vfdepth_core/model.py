@@ -141,9 +141,17 @@ class VFDepth(nn.Module):
     # ---- rig look-ups -----------------------------------------------------------------------------
 
     def _feat_geometry(self, K: Tensor, hw: Tuple[int, int]) -> Tuple[Tensor, int, int]:
+        """K at the feature stride. The same K object (unchanged) gives the same K8 object back, so the
+        rig cache recognises a repeated calibration by identity (no hashing, no device sync)."""
         H, W = hw
         h, w = H // FEATURE_STRIDE, W // FEATURE_STRIDE
-        return geo.resize_intrinsics(K, (H, W), (h, w)), h, w
+        memo = getattr(self, "_k8_memo", None)
+        if memo is not None and memo[0] is K and memo[1] == K._version and memo[2] == (H, W):
+            return memo[3], h, w
+        K8 = geo.resize_intrinsics(K, (H, W), (h, w))
+        if not (torch.is_grad_enabled() and K.requires_grad):
+            self._k8_memo = (K, K._version, (H, W), K8)
+        return K8, h, w
 
     def voxel_lookup(self, K: Tensor, T_ego_cam: Tensor, mask: Optional[Tensor], hw: Tuple[int, int]) -> VoxelLookup:
         """Cached voxel -> pixel look-up for K (B, N, 3, 3) at image size hw, T_ego_cam, mask (B, N, 1, H, W)."""

@@ -5,7 +5,7 @@ import torch
 
 from model_helpers import make_batch, tiny_config
 from vfdepth_core import geometry as geo
-from vfdepth_core.losses import (auto_mask, compute_losses, depth_synthesis_losses, edge_aware_smoothness,
+from vfdepth_core.losses import (auto_mask, compute_losses, depth_synthesis_losses, edge_aware_smoothness, gt_depth_loss,
                                  intensity_align, masked_mean_per_camera, photometric_loss, smoothness, ssim_loss,
                                  spatial_loss, temporal_loss, warp_with_mask)
 from vfdepth_core.model import ModelOutputs
@@ -151,3 +151,31 @@ def test_depth_synthesis_consistency_zero_for_true_depth(scene):
                                         T_aug, nb, 0.5, 80.0)
     assert con < 0.01 and con_bad > 0.1
     assert torch.isfinite(sm)
+
+
+def test_gt_depth_loss_known_answer():
+    gt = torch.tensor([[0.0, 10.0], [20.0, 300.0]]).reshape(1, 1, 1, 2, 2)  # 0 = no LIDAR, 300 > max depth
+    depth = torch.tensor([[5.0, 10.0 * 2.0], [20.0, 1.0]]).reshape(1, 1, 1, 2, 2)
+    mask = torch.ones_like(gt)
+    want = (abs(torch.log(torch.tensor(2.0))) + 0.0) / 2  # the pixels with GT 10 (x2 off) and 20 (exact)
+    torch.testing.assert_close(gt_depth_loss(depth, gt, mask, 200.0), want)
+    mask[..., 0, 1] = 0.0  # masked out: only the exact pixel remains
+    assert gt_depth_loss(depth, gt, mask, 200.0) == 0.0
+    assert gt_depth_loss(depth, torch.zeros_like(gt), mask, 200.0) == 0.0  # no GT at all: zero, no NaN
+
+
+def test_compute_losses_gt_depth_term_only_when_asked(scene):
+    from dataclasses import replace
+
+    b = scene
+    cfg = tiny_config(6, H=96, W=160)
+    true_m = {-1: _true_motion(b, 1), 1: _true_motion(b, 2)}
+    out = _outputs(b, b["depth_gt"] * 2.0, true_m)
+    _, terms = compute_losses(b, out, cfg)
+    assert "gt_depth" not in terms  # the paper's objective by default
+    sup = replace(cfg, loss=replace(cfg.loss, gt_depth_coeff=0.5))
+    total, terms_sup = compute_losses(b, out, sup)
+    torch.testing.assert_close(terms_sup["gt_depth"], torch.log(torch.tensor(2.0)), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(total, terms["total"] + 0.5 * terms_sup["gt_depth"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="train_requirements"):
+        compute_losses({k: v for k, v in b.items() if k != "depth_gt"}, out, sup)

@@ -174,6 +174,11 @@ def test_config_for_another_dataset(capsys, train_mod, data_json, tmp_path):
                   "nuscenes", str(data_json))
 
 
+def test_gt_depth_loss_without_gt_depth_in_training(capsys, train_mod, data_json, tmp_path):
+    _expect_error(capsys, train_mod, tiny_args(data_json, tmp_path / "run", "--set", "loss.gt_depth_coeff=0.5"),
+                  "gt_depth_coeff", "train_requirements")
+
+
 def test_empty_dataset(capsys, train_mod, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -59,12 +60,19 @@ def train_model(cache: Path, args) -> Path:
                     "--out", str(tmp)))
         tmp.rename(data)
     run_dir = cache / "train"
-    say(f"training {args.config} on it for up to {args.train_minutes:g} min (CPU) -> {run_dir}")
+    sup = (f", self-supervised + LIDAR depth loss x{args.gt_depth_coeff:g}" if args.gt_depth_coeff > 0
+           else ", self-supervised only")
+    say(f"training {args.config} on it for up to {args.train_minutes:g} min (CPU{sup}) -> {run_dir}")
     cmd = [sys.executable, str(REPO / "training" / "train.py"), "--config_file", str(REPO / args.config),
            "--run_dir", str(run_dir), "--device", "cpu",
            "--set", f"data.data_path={data / 'ddad.json'}", "--set", f"training.height={args.height}",
            "--set", f"training.width={args.width}", "--set", f"training.max_minutes={args.train_minutes}",
            "--set", "training.num_epochs=1000", "--set", "training.num_workers=0"]
+    if args.gt_depth_coeff > 0:
+        # Beyond the paper: LIDAR supervision on top of the self-supervised losses, so that a few CPU
+        # minutes give depth worth looking at (benchmarks/learning.py measures the pure objective).
+        cmd += ["--set", f"loss.gt_depth_coeff={args.gt_depth_coeff}",
+                "--set", "data.train_requirements=(gt_pose, gt_depth, mask)"]
     if (run_dir / "checkpoints" / "latest.pt").is_file():
         cmd.append("--resume")
     run(cmd)
@@ -82,23 +90,37 @@ def replay(bag: Path, ckpt: Path, outputs: Path, domain_id: int, log_dir: Path) 
     topics = [t for c in CAMS for t in (f"{c}/depth", f"{c}/depth/camera_info")] + \
         ["odom", "virtual/depth", "virtual/camera_info", "points"]
     logs = {n: open(log_dir / f"{n}.log", "w") for n in ("launch", "record")}
+    # The recorder subscribes first (topic types given), so it has matched the node's publishers by the
+    # time the first frame comes out; it is stopped with SIGINT once the player is done.
+    record = subprocess.Popen(vfdepth("bag", "record", "-o", str(outputs), "--overwrite", *topics), env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rec_log = logs["record"]
+    subscribed = 0
+    while subscribed < len(topics):
+        line = record.stdout.readline()
+        if not line:
+            raise SystemExit(f"demo: the recorder exited before subscribing; see {log_dir}/record.log")
+        rec_log.write(line)
+        subscribed += "recording " in line
+    rec_log.flush()
+    pump = threading.Thread(target=lambda: [rec_log.write(l) for l in record.stdout], daemon=True)
+    pump.start()
     launch = subprocess.Popen(vfdepth("launch", "--camera-set", "synthetic", "--checkpoint", str(ckpt),
                                       "--use-sim-time", "--no-respawn"), env=env, cwd=REPO,
                               stdout=logs["launch"], stderr=subprocess.STDOUT, start_new_session=True)
-    player = record = None
+    player = None
     try:
         say(f"node graph started (vfdepth launch, ROS_DOMAIN_ID={domain_id}, loopback DDS); log {log_dir}/launch.log")
         player = subprocess.Popen(vfdepth("bag", "play", str(bag), "--clock", "--as-fast-as-possible",
                                           "--wait-for-topic", "camera_01/depth", "--wait-timeout", "120",
                                           "--match-timeout", "120"), env=env, cwd=REPO)
-        record = subprocess.Popen(vfdepth("bag", "record", "-o", str(outputs), "--overwrite", *topics,
-                                          "--until-pid", str(player.pid)), env=env, cwd=REPO,
-                                  stdout=logs["record"], stderr=subprocess.STDOUT)
         say("replaying the drive, paced by the node's camera_01/depth (one frame at a time)")
         if player.wait() != 0:
             raise SystemExit("demo: the bag player failed")
+        record.send_signal(signal.SIGINT)
         if record.wait(timeout=120) != 0:
             raise SystemExit(f"demo: the recorder failed; see {log_dir}/record.log")
+        pump.join(timeout=10)
     finally:
         for p in (player, record):
             if p is not None and p.poll() is None:
@@ -172,6 +194,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="use this trained model instead of training one (env VFDEPTH_DEMO_CHECKPOINT)")
     ap.add_argument("--config", default="training/configs/synthetic/synthetic_cpu.yaml")
     ap.add_argument("--train-minutes", type=float, default=8.0)
+    ap.add_argument("--gt-depth-coeff", type=float, default=0.5,
+                    help="weight of the LIDAR depth loss added to the self-supervised losses when the demo trains "
+                         "its model (beyond the paper; 0 = purely self-supervised; default 0.5)")
     ap.add_argument("--train-scenes", type=int, default=3)
     ap.add_argument("--train-frames", type=int, default=40)
     ap.add_argument("--frames", type=int, default=20, help="frames of the demo drive (10 Hz)")

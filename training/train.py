@@ -114,6 +114,9 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.training
         tu.seed_everything(t.seed + self.info.rank)
         tu.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, self.args.config_file)
+        if cfg.loss.gt_depth_coeff > 0 and "gt_depth" not in cfg.data.train_requirements:
+            raise ConfigError(f"loss.gt_depth_coeff {cfg.loss.gt_depth_coeff} needs ground-truth depth in training: "
+                              "add gt_depth to data.train_requirements (or set loss.gt_depth_coeff to 0)")
         resume_path = self._resume_path()
         if self.info.is_main and resume_path is None and not self.args.overwrite:
             if (self.ckpt_dir / "latest.pt").exists():

@@ -131,6 +131,10 @@ class LossConfig:
     pose_loss_coeff: float = 0.0
     depth_con_coeff: float = 0.03
     depth_sm_coeff: float = 0.05
+    # Beyond the paper (default off = the paper's self-supervised objective): weight of an L1 loss on
+    # log depth against LIDAR/ground-truth depth, for quick supervised warm starts (the demo uses it).
+    # Needs gt_depth in data.train_requirements.
+    gt_depth_coeff: float = 0.0
 
 
 @dataclass(frozen=True)

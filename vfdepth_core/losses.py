@@ -290,13 +290,30 @@ def compute_losses(batch: dict, outputs, cfg: Config) -> Tuple[Tensor, Dict[str,
                                          outputs.T_ego_cam_aug, neighbors, t.min_depth, t.max_depth)
         terms["depth_con"], terms["depth_sm"] = con, sm
         total = total + lc.depth_con_coeff * con + lc.depth_sm_coeff * sm
+    if lc.gt_depth_coeff > 0:
+        gd = gt_depth_loss(depth, batch.get("depth_gt"), mask, t.max_depth)
+        terms["gt_depth"] = gd
+        total = total + lc.gt_depth_coeff * gd
     terms = {k: v.detach() for k, v in terms.items()}
     terms["total"] = total.detach()
     return total, terms
 
 
+def gt_depth_loss(depth: Tensor, gt: Optional[Tensor], mask: Tensor, max_depth: float) -> Tensor:
+    """Mean |log depth - log gt| over pixels with ground truth in (0, max_depth] and mask > 0.5.
+
+    depth, gt, mask (B, N, 1, H, W). Beyond the paper (``loss.gt_depth_coeff``); zero without valid pixels."""
+    if gt is None:
+        raise ValueError("loss.gt_depth_coeff > 0 needs ground-truth depth in the training batches: add gt_depth "
+                         "to data.train_requirements (or set loss.gt_depth_coeff to 0)")
+    gt = gt.to(depth)
+    valid = ((gt > 0) & (gt <= max_depth) & (mask.to(depth) > 0.5)).to(depth)
+    err = (torch.log(depth.clamp_min(1e-3)) - torch.log(gt.clamp_min(1e-3))).abs()
+    return (err * valid).sum() / valid.sum().clamp_min(1.0)  # no host sync
+
+
 __all__ = [
-    "auto_mask", "compute_losses", "depth_synthesis_losses", "edge_aware_smoothness", "intensity_align",
+    "auto_mask", "compute_losses", "depth_synthesis_losses", "edge_aware_smoothness", "gt_depth_loss", "intensity_align",
     "masked_mean", "masked_mean_per_camera", "neighbor_composite", "photometric_loss", "smoothness",
     "spatial_loss", "spatio_temporal_loss", "ssim_loss", "temporal_loss", "warp_depth", "warp_with_mask",
 ]

@@ -290,6 +290,10 @@ def compute_losses(batch: dict, outputs, cfg: Config) -> Tuple[Tensor, Dict[str,
                                          outputs.T_ego_cam_aug, neighbors, t.min_depth, t.max_depth)
         terms["depth_con"], terms["depth_sm"] = con, sm
         total = total + lc.depth_con_coeff * con + lc.depth_sm_coeff * sm
+    if cfg.model.pose_model == "fsm" and lc.pose_loss_coeff > 0 and N > 1 and outputs.T_src_tgt:
+        pc = pose_consistency_loss(outputs.T_src_tgt, T)
+        terms["pose"] = pc
+        total = total + lc.pose_loss_coeff * pc
     if lc.gt_depth_coeff > 0:
         gd = gt_depth_loss(depth, batch.get("depth_gt"), mask, t.max_depth)
         terms["gt_depth"] = gd
@@ -297,6 +301,39 @@ def compute_losses(batch: dict, outputs, cfg: Config) -> Tuple[Tensor, Dict[str,
     terms = {k: v.detach() for k, v in terms.items()}
     terms["total"] = total.detach()
     return total, terms
+
+
+def rotmat_to_euler_xyz(R: Tensor) -> Tensor:
+    """(*, 3, 3) -> angles (*, 3) (a, b, c) with R = Rx(a) Ry(b) Rz(c) (intrinsic XYZ), radians."""
+    b = torch.asin(R[..., 0, 2].clamp(-1.0, 1.0))
+    a = torch.atan2(-R[..., 1, 2], R[..., 2, 2])
+    c = torch.atan2(-R[..., 0, 1], R[..., 0, 0])
+    return torch.stack([a, b, c], -1)
+
+
+def pose_consistency_loss(T_src_tgt: Dict[int, Tensor], T_ego_cam: Tensor) -> Tensor:
+    """The per-camera baseline's pose consistency (Full Surround Monodepth): every camera's motion,
+    moved into camera 0 through the extrinsics, should equal camera 0's. Per context frame: mean L2 of
+    the translation difference + 10 x L2 of the XYZ Euler angle difference; averaged over the context
+    frames, summed over cameras 1..N-1 and divided by N (the losses are averaged over cameras).
+
+    T_src_tgt[f] (B, N, 4, 4) per-camera motions; T_ego_cam (B, N, 4, 4)."""
+    from vfdepth_core import geometry as geo
+
+    frames = sorted(T_src_tgt)
+    first = T_src_tgt[frames[0]]
+    T = T_ego_cam.to(first.dtype)
+    N = T.shape[1]
+    T_c0_cn = geo.invert_transform(T[:, :1]) @ T  # (B, N, 4, 4) camera n -> camera 0
+    total = first.new_zeros(())
+    for f in frames:
+        M = T_src_tgt[f]
+        aligned = T_c0_cn @ M @ geo.invert_transform(T_c0_cn)  # camera n's motion seen from camera 0
+        ref = M[:, :1]
+        t_diff = (ref[..., :3, 3] - aligned[:, 1:, :3, 3]).norm(dim=-1).mean(0)  # (N-1,)
+        a_diff = (rotmat_to_euler_xyz(ref[..., :3, :3]) - rotmat_to_euler_xyz(aligned[:, 1:, :3, :3])).norm(dim=-1).mean(0)
+        total = total + (t_diff + 10.0 * a_diff).sum()
+    return total / len(frames) / N
 
 
 def gt_depth_loss(depth: Tensor, gt: Optional[Tensor], mask: Tensor, max_depth: float) -> Tensor:
@@ -314,6 +351,7 @@ def gt_depth_loss(depth: Tensor, gt: Optional[Tensor], mask: Tensor, max_depth: 
 
 __all__ = [
     "auto_mask", "compute_losses", "depth_synthesis_losses", "edge_aware_smoothness", "gt_depth_loss", "intensity_align",
-    "masked_mean", "masked_mean_per_camera", "neighbor_composite", "photometric_loss", "smoothness",
+    "masked_mean", "masked_mean_per_camera", "neighbor_composite", "photometric_loss", "pose_consistency_loss",
+    "rotmat_to_euler_xyz", "smoothness",
     "spatial_loss", "spatio_temporal_loss", "ssim_loss", "temporal_loss", "warp_depth", "warp_with_mask",
 ]

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from vfdepth_core import geometry as geo
 from vfdepth_core.config import Config, ConfigError
+from vfdepth_core.nn.baseline import MonoDepthNet, MonoPoseNet
 from vfdepth_core.nn.depth import FusedDepthNet
 from vfdepth_core.nn.fusion import (RayLookup, RigCache, VoxelLookup, build_ray_grid, build_ray_lookup,
                                     build_voxel_lookup)
@@ -86,9 +87,9 @@ class VFDepth(nn.Module):
     def __init__(self, cfg: Config, load_imagenet: bool = True):
         super().__init__()
         m, t = cfg.model, cfg.training
-        if m.depth_model != "fusion" or m.pose_model != "fusion":
-            raise ConfigError("model.depth_model/pose_model: only 'fusion' (VFDepth) is implemented; "
-                              "the per-camera 'fsm' baseline is not")
+        if m.depth_model == "fsm" and t.aug_depth:
+            raise ConfigError("training.aug_depth needs model.depth_model 'fusion': the per-camera 'fsm' baseline "
+                              "has no voxel volume to decode other viewpoints from")
         if m.fusion_level != 2 or m.use_skips:
             raise ConfigError("model.fusion_level must be 2 and model.use_skips false (the paper's VFDepth)")
         if m.num_layers != 18:
@@ -99,11 +100,18 @@ class VFDepth(nn.Module):
         self.grid = geo.VoxelGrid(tuple(m.voxel_size), tuple(m.voxel_unit_size), tuple(m.voxel_str_p))
         wp = m.weights_path if load_imagenet else None
         wi = m.weights_init and load_imagenet
-        self.depth_net = FusedDepthNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim,
-                                       voxel_pre_dim=m.voxel_pre_dim[-1], proj_d_bins=m.proj_d_bins,
-                                       weights_path=wp, weights_init=wi)
-        self.pose_net = FusedPoseNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim, weights_path=wp,
-                                     weights_init=wi)
+        self.fused_depth, self.fused_pose = m.depth_model == "fusion", m.pose_model == "fusion"
+        if self.fused_depth:
+            self.depth_net = FusedDepthNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim,
+                                           voxel_pre_dim=m.voxel_pre_dim[-1], proj_d_bins=m.proj_d_bins,
+                                           weights_path=wp, weights_init=wi)
+        else:
+            self.depth_net = MonoDepthNet(weights_path=wp, weights_init=wi)
+        if self.fused_pose:
+            self.pose_net = FusedPoseNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim, weights_path=wp,
+                                         weights_init=wi)
+        else:
+            self.pose_net = MonoPoseNet(weights_path=wp, weights_init=wi)
         if m.init_depth_m is not None:
             self._init_disparity_bias(m.init_depth_m, t.min_depth, t.max_depth)
         self.rig_cache = RigCache()
@@ -153,8 +161,12 @@ class VFDepth(nn.Module):
             self._k8_memo = (K, K._version, (H, W), K8)
         return K8, h, w
 
-    def voxel_lookup(self, K: Tensor, T_ego_cam: Tensor, mask: Optional[Tensor], hw: Tuple[int, int]) -> VoxelLookup:
-        """Cached voxel -> pixel look-up for K (B, N, 3, 3) at image size hw, T_ego_cam, mask (B, N, 1, H, W)."""
+    def voxel_lookup(self, K: Tensor, T_ego_cam: Tensor, mask: Optional[Tensor],
+                     hw: Tuple[int, int]) -> Optional[VoxelLookup]:
+        """Cached voxel -> pixel look-up for K (B, N, 3, 3) at image size hw, T_ego_cam, mask (B, N, 1, H, W);
+        None for the per-camera baseline (no volume)."""
+        if not (self.fused_depth or self.fused_pose):
+            return None
         K8, h, w = self._feat_geometry(K, hw)
         mask8 = None
         if mask is not None:
@@ -203,6 +215,11 @@ class VFDepth(nn.Module):
         disp of the extra views (B, V, 1, H, W) or None. cache_extra=False for one-off (random) views.
         """
         B, N, _, H, W = images.shape
+        if not self.fused_depth:
+            if extra_views is not None:
+                raise ConfigError("virtual views need model.depth_model 'fusion': the per-camera 'fsm' baseline "
+                                  "has no voxel volume to decode them from")
+            return self.depth_net(images), None
         lk = lookup if lookup is not None else self.voxel_lookup(K, T_ego_cam, mask, (H, W))
         feats = self.depth_net.encode(images)
         if self.fast:
@@ -224,11 +241,21 @@ class VFDepth(nn.Module):
 
     def predict_pose(self, images_early: Tensor, images_late: Tensor, K: Tensor, T_ego_cam: Tensor,
                      mask: Optional[Tensor] = None, lookup: Optional[VoxelLookup] = None) -> Tensor:
-        """Reference-camera motion T_clate_cearly (B, 4, 4) from two frames (B, N, 3, H, W) in temporal order."""
+        """Reference-camera motion T_clate_cearly (B, 4, 4) from two frames (B, N, 3, H, W) in temporal order.
+        (The per-camera baseline: camera 0's own motion.)"""
+        if not self.fused_pose:
+            return self.predict_camera_poses(images_early, images_late)[:, 0]
         H, W = images_early.shape[-2:]
         lk = lookup if lookup is not None else self.voxel_lookup(K, T_ego_cam, mask, (H, W))
         axis_angle, translation = self.pose_net(images_early, images_late, lk)
         return geo.pose_vec_to_transform(axis_angle.float(), translation.float())
+
+    def predict_camera_poses(self, images_early: Tensor, images_late: Tensor) -> Tensor:
+        """Per-camera baseline: every camera's own motion T_clate_cearly (B, N, 4, 4)."""
+        axis_angle, translation = self.pose_net(images_early, images_late)
+        B, N = axis_angle.shape[:2]
+        T = geo.pose_vec_to_transform(axis_angle.float().flatten(0, 1), translation.float().flatten(0, 1))
+        return T.reshape(B, N, 4, 4)
 
     def forward(self, inputs: dict) -> ModelOutputs:
         """inputs: a collated sample batch (image_aug (B, F, N, 3, H, W), K, T_ego_cam, mask)."""
@@ -255,11 +282,17 @@ class VFDepth(nn.Module):
         for f in frame_ids:
             if f == 0:
                 continue
-            if f < 0:  # frames go in temporal order; invert to get frame-0 -> frame-f
-                T_c0src_c0tgt = geo.invert_transform(self.predict_pose(images[:, idx[f]], images[:, idx[0]], K, T,
-                                                                       lookup=lk))
-            else:
-                T_c0src_c0tgt = self.predict_pose(images[:, idx[0]], images[:, idx[f]], K, T, lookup=lk)
+            early, late = (images[:, idx[f]], images[:, idx[0]]) if f < 0 else (images[:, idx[0]], images[:, idx[f]])
+            if not self.fused_pose:  # per-camera baseline: each camera's own motion
+                T_late_early = self.predict_camera_poses(early, late)
+                T_src_tgt = geo.invert_transform(T_late_early) if f < 0 else T_late_early
+                out.T_src_tgt[f] = T_src_tgt
+                out.T_c0src_c0tgt[f] = T_c0src_c0tgt = T_src_tgt[:, 0]
+                out.T_egosrc_egotgt[f] = geo.camera_motion_to_ego(T_c0src_c0tgt, T[:, 0].to(T_c0src_c0tgt.dtype))
+                continue
+            # frames go in temporal order; invert to get frame-0 -> frame-f
+            T_late_early = self.predict_pose(early, late, K, T, lookup=lk)
+            T_c0src_c0tgt = geo.invert_transform(T_late_early) if f < 0 else T_late_early
             out.T_c0src_c0tgt[f] = T_c0src_c0tgt
             out.T_src_tgt[f] = geo.distribute_motion(T_c0src_c0tgt, T.to(T_c0src_c0tgt.dtype))
             out.T_egosrc_egotgt[f] = geo.camera_motion_to_ego(T_c0src_c0tgt, T[:, 0].to(T_c0src_c0tgt.dtype))
@@ -269,6 +302,10 @@ class VFDepth(nn.Module):
         """Parameter counts per block (depth net, pose net and their parts)."""
         c = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
         d, p = self.depth_net, self.pose_net
+        if not (self.fused_depth and self.fused_pose):
+            return {"depth_net": c(d), "depth.encoder": c(d.encoder), "depth.decoder": c(d.decoder),
+                    "pose_net": c(p), "pose.encoder": c(p.encoder),
+                    "pose.pose_head": c(p.pose_head) if hasattr(p, "pose_head") else 0, "total": c(self)}
         return {
             "depth_net": c(d), "depth.encoder": c(d.encoder), "depth.conv1x1": c(d.aggregate),
             "depth.fusion_overlap": c(d.fusion.conv_overlap), "depth.fusion_single": c(d.fusion.conv_single),

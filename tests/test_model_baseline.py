@@ -103,3 +103,11 @@ def test_baseline_trains_through_train_py(tmp_path):
     ck = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", map_location="cpu", weights_only=False)
     assert ck["step"] == 2 and ck["config"]["model"]["depth_model"] == "fsm"
     assert any(k.startswith("depth_net.decoder.post") for k in ck["model"])
+
+
+def test_onnx_export_refuses_the_baseline_clearly(fsm_model):
+    from vfdepth_core.export import InferenceGraph
+
+    K, T = make_rig()
+    with pytest.raises(ConfigError, match="fsm"):
+        InferenceGraph(fsm_model, K[None].float(), T[None].float())

@@ -39,6 +39,11 @@ class InferenceGraph(nn.Module):
     def __init__(self, model: VFDepth, K: Tensor, T_ego_cam: Tensor, mask: Optional[Tensor] = None,
                  virtual: Optional[Tuple[Tensor, Tensor]] = None):
         super().__init__()
+        if not (model.fused_depth and model.fused_pose):
+            from vfdepth_core.config import ConfigError
+
+            raise ConfigError("ONNX export covers the VFDepth fusion model; this checkpoint is the per-camera "
+                              "'fsm' baseline (run it with the PyTorch Predictor)")
         self.model = model
         hw = (model.height, model.width)
         self.lk = model.voxel_lookup(K, T_ego_cam, mask, hw)

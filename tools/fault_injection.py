@@ -367,18 +367,25 @@ def fault_image_size_change(h: Harness, recover: int = 3) -> Result:
     h.publish(s, hw=new_hw, info_hw=IMG_HW)
     reported = h.until(lambda: h.diag_since(t, lambda d: "does not match" in h.cam_diag(d, CAMERAS[0])
                                             .get("values", {}).get("last_error", "")), 10.0)
-    # camera_info of the new size first: the node pairs an image with the newest camera_info it holds (not by
-    # stamp), so an image that overtakes its own camera_info on the other topic would be skipped once.
     for c in range(len(CAMERAS)):
         h.info_pubs[c].publish(h.info_msg(c, h.stamp, new_hw))
     h.pump(0.3)
     lost, problems = h.good_frames(recover, hw=new_hw)
+    # and back, with the images overtaking their camera_info (separate topics): the node pairs each
+    # image with the camera_info of its own stamp, waiting briefly for it, so no frame is skipped
+    s = h.next_stamp()
+    h.publish(s, hw=IMG_HW, infos=False)
+    h.pump(0.2)
     for c in range(len(CAMERAS)):
-        h.info_pubs[c].publish(h.info_msg(c, h.stamp, IMG_HW))
-    h.pump(0.3)
-    lost2, problems2 = h.good_frames(1)  # and back
+        h.info_pubs[c].publish(h.info_msg(c, s, IMG_HW))
+    lost2 = 0 if h.until(lambda: s in h.depth, h.out_timeout_s) else 1
+    problems2 = ["the frame whose camera_info came after its images was skipped"] if lost2 else []
+    if not lost2:
+        bad = h.check_depth(h.depth[s], s)
+        problems2 += [bad] if bad else []
     return Result("image size change mid-stream", h.alive(), reported, lost + lost2 + len(problems + problems2),
-                  recover + 1, "mismatch reported, new size processed" if reported else "")
+                  recover + 1, "; ".join((["mismatch reported, new size processed, back with late camera_info"]
+                                          if reported else []) + problems + problems2))
 
 
 def fault_garbage_image(h: Harness, recover: int = 3) -> Result:

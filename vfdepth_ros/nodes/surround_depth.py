@@ -49,7 +49,8 @@ NODE_NAME = "surround_depth"
 VIRTUAL_FRAME_SUFFIX = "_vfdepth_virtual"
 _TIME_JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the camera's last one = bag loop/restart
 _PREDICTOR_RETRY_S = 5.0
-_FIRST_INFO_WAIT_S = 1.0  # longest wait for a camera's first camera_info once its image completed a set
+_RECENT_INFOS = 16  # camera_info messages kept per camera for pairing by stamp
+_FIRST_INFO_WAIT_S = 1.0  # longest wait for the camera_info of an image that completed a set before it
 
 TF_STATIC_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -87,6 +88,9 @@ class CameraState:
     info: Optional[CameraInfo] = None
     info_K: Optional[np.ndarray] = None
     info_hw: Optional[Tuple[int, int]] = None
+    # recent camera_info by header stamp: an image is paired with the camera_info of its own stamp when
+    # that one arrived (a driver that changes size or zoom sends both with the same stamp), else the newest
+    recent_infos: Dict[int, Tuple[CameraInfo, np.ndarray, Tuple[int, int]]] = field(default_factory=dict)
     last_error: str = ""
     last_error_t: float = -1e9
     errors: int = 0
@@ -241,6 +245,9 @@ class SurroundDepthNode(Node):
             return
         with self._lock:
             cam.info, cam.info_K, cam.info_hw = msg, K, hw
+            cam.recent_infos[cv.stamp_to_ns(msg.header.stamp)] = (msg, K, hw)
+            while len(cam.recent_infos) > _RECENT_INFOS:
+                cam.recent_infos.pop(next(iter(cam.recent_infos)))
             if cam.calib_problem.startswith("bad camera_info"):
                 cam.calib_problem = ""
 
@@ -305,17 +312,22 @@ class SurroundDepthNode(Node):
         self._log.info(f"model ready on {pred.device} (amp {pred.amp}), network input {pred.hw[1]}x{pred.hw[0]}, "
                        f"{'checkpoint ' + self.params.checkpoint if self.params.checkpoint else 'RANDOM WEIGHTS'}")
 
-    def _await_info(self, cam) -> tuple:
-        """The camera's latest camera_info. Image and camera_info travel on separate best-effort
-        topics, so the first image of a camera can complete a set just before its camera_info lands:
-        before any has arrived, wait up to _FIRST_INFO_WAIT_S for it (polling; the executor thread
-        files it) instead of dropping the set. Once one has arrived, never wait."""
+    def _await_info(self, cam, stamp_ns: int, image_hw: Tuple[int, int]) -> tuple:
+        """(camera_info, K, hw) for the camera's image at `stamp_ns`: the camera_info with the same stamp
+        when it arrived, else the newest one if it fits the image size. Image and camera_info travel on
+        separate best-effort topics, so the image that completes a set can beat its camera_info (always
+        possible for the first frame, and after a size change): then wait up to _FIRST_INFO_WAIT_S for
+        it (polling; the executor thread files it) instead of dropping the set."""
         deadline = time.monotonic() + _FIRST_INFO_WAIT_S
         while True:
             with self._lock:
-                got = (cam.info, cam.info_K, cam.info_hw)
-            if got[1] is not None or time.monotonic() >= deadline or self._stop.is_set():
-                return got
+                same = cam.recent_infos.get(stamp_ns)
+                newest = (cam.info, cam.info_K, cam.info_hw)
+            if same is not None:
+                return same
+            fits = newest[1] is not None and tuple(newest[2]) == tuple(image_hw)
+            if fits or time.monotonic() >= deadline or self._stop.is_set():
+                return newest
             time.sleep(0.01)
 
     def _camera_inputs(self, sset: SyncSet, p: P.NodeParams):
@@ -333,7 +345,7 @@ class SurroundDepthNode(Node):
             if p.calibration_source == "file":
                 K, hw, info = calib.K, calib.hw, None
             else:
-                info, K, hw = self._await_info(cam)
+                info, K, hw = self._await_info(cam, cv.stamp_to_ns(msg.header.stamp), rgb.shape[:2])
             if K is None:
                 cam.calib_problem = f"waiting for {cam.name}/camera_info"
                 raise ValueError(cam.calib_problem)

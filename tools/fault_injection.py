@@ -229,8 +229,12 @@ class Harness:
                         timeout_s)
         if not ok:
             raise RuntimeError("surround_depth did not come up:\n" + "\n".join(list(self.lines)[-40:]))
-        if self.good_frames(1, timeout_s=60.0)[0]:
-            raise RuntimeError("surround_depth answers no frame:\n" + "\n".join(list(self.lines)[-40:]))
+        # the first frames can come before the latched /tf_static reached the node (skipped: "waiting for
+        # TF"): send a frame a second until one is answered
+        for _ in range(60):
+            if not self.good_frames(1, timeout_s=1.0)[0]:
+                return
+        raise RuntimeError("surround_depth answers no frame:\n" + "\n".join(list(self.lines)[-40:]))
 
     # ---- frames ----------------------------------------------------------------------------------
     def next_stamp(self) -> int:

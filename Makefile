@@ -25,7 +25,7 @@ unexport ROS_LOCALHOST_ONLY
 # The venv's console scripts (vfdepth, surround_depth) first on PATH for recipes and their children.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help install test demo colcon lint clean distclean bench
+.PHONY: help install test demo colcon lint clean distclean bench soak learning
 
 help:
 	@echo "make demo      synthetic drive -> ROS 2 bag -> node graph -> results/demo/"
@@ -33,6 +33,8 @@ help:
 	@echo "make install   build/update .venv only"
 	@echo "make colcon    colcon build in ros2_ws"
 	@echo "make bench     optimised vs reference model paths -> results/bench/ (BENCH_ARGS=...)"
+	@echo "make soak      10-minute replay loop through the node graph: memory, queues, rate -> results/soak/ (SOAK_ARGS=...)"
+	@echo "make learning  learning benchmark: train on a synthetic world, score held-out scenes -> results/learning/"
 	@echo "make clean | distclean"
 
 install:
@@ -55,6 +57,18 @@ demo: install
 BENCH_ARGS ?=
 bench: install
 	@cd $(ROOT); $(PY) benchmarks/bench_perf.py $(BENCH_ARGS)
+
+# Replays a synthetic bag in a loop through launcher + player + node (loopback DDS) and fails (exit 1) when
+# the node's RSS grows beyond the bound, the output rate decays, the node restarts or a queue overflows.
+SOAK_ARGS ?=
+soak: install
+	@cd $(ROOT); $(PY) benchmarks/soak.py --out results/soak $(SOAK_ARGS)
+
+# Synthetic DDAD-rig world -> train the CPU config for a bounded time -> held-out metrics next to the best
+# constant depth, learning curve (LEARNING_ARGS="--minutes 60 --threads 2").
+LEARNING_ARGS ?=
+learning: install
+	@cd $(ROOT); $(PY) benchmarks/learning.py $(LEARNING_ARGS)
 
 colcon: install
 	cd $(ROOT)/ros2_ws && colcon build

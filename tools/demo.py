@@ -87,22 +87,33 @@ def replay(bag: Path, ckpt: Path, outputs: Path, domain_id: int, log_dir: Path) 
     from vfdepth_ros.dds import loopback_env
 
     env = loopback_env(domain_id=domain_id)
-    topics = [t for c in CAMS for t in (f"{c}/depth", f"{c}/depth/camera_info")] + \
-        ["odom", "virtual/depth", "virtual/camera_info", "points"]
+    img, info = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
+    topics = [t for c in CAMS for t in (f"{c}/depth:{img}", f"{c}/depth/camera_info:{info}")] + \
+        ["odom:nav_msgs/msg/Odometry", f"virtual/depth:{img}", f"virtual/camera_info:{info}",
+         "points:sensor_msgs/msg/PointCloud2"]
     logs = {n: open(log_dir / f"{n}.log", "w") for n in ("launch", "record")}
-    # The recorder subscribes first (topic types given), so it has matched the node's publishers by the
-    # time the first frame comes out; it is stopped with SIGINT once the player is done.
+    # The recorder subscribes first (topic types given: nothing publishes them yet, so discovery could not
+    # tell it), so it has matched the node's publishers by the time the first frame comes out; it is
+    # stopped with SIGINT once the player is done.
     record = subprocess.Popen(vfdepth("bag", "record", "-o", str(outputs), "--overwrite", *topics), env=env, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     rec_log = logs["record"]
     subscribed = 0
-    while subscribed < len(topics):
-        line = record.stdout.readline()
-        if not line:
-            raise SystemExit(f"demo: the recorder exited before subscribing; see {log_dir}/record.log")
-        rec_log.write(line)
-        subscribed += "recording " in line
-    rec_log.flush()
+    # A recorder that has not subscribed to every topic within a minute is stopped (its output then ends
+    # and the loop below fails with a message) instead of leaving the demo waiting for ever.
+    watchdog = threading.Timer(60.0, record.kill)
+    watchdog.start()
+    try:
+        while subscribed < len(topics):
+            line = record.stdout.readline()
+            if not line:
+                raise SystemExit(f"demo: the recorder exited (or did not subscribe within 60 s) before subscribing "
+                                 f"to all {len(topics)} topics; see {log_dir}/record.log")
+            rec_log.write(line)
+            subscribed += "recording " in line
+    finally:
+        watchdog.cancel()
+        rec_log.flush()
     pump = threading.Thread(target=lambda: [rec_log.write(l) for l in record.stdout], daemon=True)
     pump.start()
     launch = subprocess.Popen(vfdepth("launch", "--camera-set", "synthetic", "--checkpoint", str(ckpt),
@@ -174,7 +185,8 @@ def pictures(bag: Path, outputs: Path, out_dir: Path, res: dict) -> None:
         if t not in images or not all(c in images[t] and c in depths[t] for c in CAMS):
             continue
         rgb = viz.surround_layout([images[t][c] for c in CAMS], labels=CAMS)
-        dep = viz.surround_layout([viz.colorize_depth(depths[t][c], vmin, vmax) for c in CAMS])
+        dep = viz.depth_with_colorbar(viz.surround_layout([viz.colorize_depth(depths[t][c], vmin, vmax)
+                                                           for c in CAMS]), vmin, vmax, label="depth (m)")
         panels = [rgb, dep]
         if "virtual" in depths[t]:
             v = viz.colorize_depth(depths[t]["virtual"], vmin, vmax)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -202,3 +203,18 @@ def test_eval_without_checkpoint(capsys, tmp_path):
     rc = mod.main(["--config_file", str(TINY), "--weight_path", str(tmp_path / "missing.pt")])
     err = capsys.readouterr().err
     assert rc == 2 and "missing.pt" in err and "Traceback" not in err
+
+
+def test_progress_bar_with_a_time_budget_counts_the_steps_that_fit(data_json, tmp_path):
+    """With training.max_minutes the bar's total follows the steps that fit in the minutes left, so its
+    ETA is the time budget's, not that of num_epochs (which would say hours for a minutes-long run)."""
+    args = [a for a in tiny_args(data_json, tmp_path, "--set", "training.max_minutes=0.15",
+                                 "--set", "training.num_epochs=1000") if a != "--no_progress"]
+    p = run_script(TRAIN, args)
+    assert p.returncode == 0, p.stderr[-3000:]
+    bars = re.findall(r"stops after 0\.15 min\):\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)", p.stderr)
+    assert bars, p.stderr[-3000:]
+    done, total = map(int, bars[-1])
+    epoch_total = int(re.search(r"(\d+) steps/epoch x 1000 epochs", p.stderr).group(1)) * 1000
+    assert 0 < done and total < epoch_total / 10, bars[-3:]
+    assert total - done <= max(3, done // 5), bars[-3:]  # at the end the bar is (nearly) full

@@ -372,8 +372,8 @@ class Trainer:
         if self.info.is_main and not self.args.no_progress:
             from tqdm import tqdm
 
-            # With a time budget the step total (and tqdm's ETA) is an upper bound: say so, and show the
-            # minutes left in the postfix.
+            # With a time budget the bar's total is re-estimated every step as the steps that fit in the
+            # minutes left (at most the step total), so tqdm's ETA is the time left, not that of every epoch.
             desc = cfg.name if t.max_minutes is None else f"{cfg.name} (stops after {t.max_minutes:g} min)"
             bar = tqdm(total=total_steps, initial=min(self.step, total_steps), unit="step", dynamic_ncols=True,
                        desc=desc, file=sys.stderr)
@@ -413,6 +413,8 @@ class Trainer:
                     if t.max_minutes is not None:
                         left = max(0.0, t.max_minutes - (time.monotonic() - self._t_start) / 60.0)
                         post["budget_left"] = f"{left:.1f}min"
+                        fits = self.step + int(left * 60.0 * sps_ema / global_batch)
+                        bar.total = max(self.step, min(total_steps, fits))
                     bar.set_postfix(**post, refresh=False)
                 if self.info.is_main and self._log_due():
                     self.log_scalars(terms, sps_ema)

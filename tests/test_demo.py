@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import imageio.v3 as iio
 import pytest
 import torch
 
@@ -43,7 +44,5 @@ def test_demo_with_checkpoint_writes_every_result(repo_root, tmp_path, ros_domai
     assert "abs_rel" in (out / "metrics.txt").read_text()
     for name in ("trajectory.png", "mosaic.gif", "view.rrd", "outputs.mcap"):
         assert (out / name).stat().st_size > 1000, name
-    import imageio.v3 as iio
-
     gif = iio.imread(out / "mosaic.gif", index=None)
     assert gif.shape[0] == frames and gif.shape[-1] == 3

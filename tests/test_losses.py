@@ -179,3 +179,61 @@ def test_compute_losses_gt_depth_term_only_when_asked(scene):
     torch.testing.assert_close(total, terms["total"] + 0.5 * terms_sup["gt_depth"], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="train_requirements"):
         compute_losses({k: v for k, v in b.items() if k != "depth_gt"}, out, sup)
+
+
+def test_downsample_for_level_shapes_intrinsics_and_mask():
+    from vfdepth_core.losses import downsample_for_level
+
+    images = torch.rand(1, 3, 2, 3, 16, 24)
+    mask = torch.ones(1, 2, 1, 16, 24)
+    mask[0, 0, 0, 0, 0] = 0.0  # one invalid fine pixel invalidates its coarse pixel only
+    depth = torch.full((1, 2, 1, 16, 24), 4.0)
+    depth[..., :2, :2] = 8.0
+    K = torch.tensor([[10.0, 0, 12.0], [0, 10.0, 8.0], [0, 0, 1]]).expand(1, 2, 3, 3)
+    im2, m2, d2, K2 = downsample_for_level(images, mask, depth, K, 1)
+    assert im2.shape == (1, 3, 2, 3, 8, 12) and m2.shape == d2.shape == (1, 2, 1, 8, 12)
+    torch.testing.assert_close(im2[0, 0, 0, :, 0, 0], images[0, 0, 0, :, :2, :2].mean((-1, -2)))
+    assert d2[0, 0, 0, 0, 0] == 8.0 and d2[0, 0, 0, 1, 1] == 4.0
+    assert m2[0, 0, 0, 0, 0] == 0 and m2.sum() == 2 * 8 * 12 - 1
+    torch.testing.assert_close(K2[0, 0], torch.tensor([[5.0, 0, 5.75], [0, 5.0, 3.75], [0, 0, 1]]))  # (c + 0.5) s - 0.5
+    _, _, _, K4 = downsample_for_level(images, mask, depth, K, 2)
+    torch.testing.assert_close(K4[0, 0], torch.tensor([[2.5, 0, 2.625], [0, 2.5, 1.625], [0, 0, 1]]))
+
+
+def test_photo_pyramid_averages_levels_and_still_prefers_true_geometry(scene):
+    from dataclasses import replace
+
+    b = scene
+    cfg = tiny_config(6, H=96, W=160)
+    pyr = replace(cfg, loss=replace(cfg.loss, photo_pyramid=2))
+    true_m = {-1: _true_motion(b, 1), 1: _true_motion(b, 2)}
+    good = _outputs(b, b["depth_gt"], true_m)
+    _, flat = compute_losses(b, good, cfg)
+    total, terms = compute_losses(b, good, pyr)
+    assert "photo_pyramid" not in flat
+    # level 0 terms unchanged; total = (level 0 + 2 x mean of the coarse levels) / 3 + smoothness
+    for k in ("reproj", "spatio", "spatio_tempo", "smooth"):
+        torch.testing.assert_close(terms[k], flat[k])
+    photo0 = flat["total"] - cfg.loss.disparity_smoothness * flat["smooth"]
+    want = (photo0 + 2 * terms["photo_pyramid"]) / 3 + cfg.loss.disparity_smoothness * flat["smooth"]
+    torch.testing.assert_close(total, want, rtol=1e-5, atol=1e-6)
+    bad_total, bad = compute_losses(b, _outputs(b, b["depth_gt"] * 2.0, true_m), pyr)
+    assert bad["photo_pyramid"] > 2 * terms["photo_pyramid"] and bad_total > 2 * total
+    # gradients reach the full-resolution depth through the coarse levels
+    d = b["depth_gt"].clone().requires_grad_(True)
+    only_coarse = replace(pyr, training=replace(pyr.training, spatio=False, spatio_temporal=False))
+    t, _ = compute_losses(b, _outputs(b, d * 1.5, true_m), only_coarse)
+    t.backward()
+    assert torch.isfinite(d.grad).all() and (d.grad != 0).float().mean() > 0.5
+
+
+def test_photo_pyramid_config_is_checked():
+    from vfdepth_core.config import ConfigError
+
+    from model_helpers import tiny_config as tc
+
+    with pytest.raises(ConfigError, match="photo_pyramid"):
+        tc(6, loss__photo_pyramid=4)
+    with pytest.raises(ConfigError, match="below 8 pixels"):
+        tc(6, H=32, W=64, loss__photo_pyramid=3)
+    assert tc(6, H=64, W=96, loss__photo_pyramid=3).loss.photo_pyramid == 3

@@ -135,6 +135,12 @@ class LossConfig:
     # log depth against LIDAR/ground-truth depth, for quick supervised warm starts (the demo uses it).
     # Needs gt_depth in data.train_requirements.
     gt_depth_coeff: float = 0.0
+    # Beyond the paper (default 0 = the paper's objective): also score the temporal, spatial and
+    # spatio-temporal photometric terms on this many coarser copies of the images (area-downsampled x2,
+    # x4, ...; depth downsampled with them), averaged with the full-resolution terms. Halving the image
+    # halves every pixel displacement, so a depth that is still far off (a parked car 3 m away that
+    # starts at 10 m moves ~60 px per frame in a side camera at 192x320) still gets a useful gradient.
+    photo_pyramid: int = 0
 
 
 @dataclass(frozen=True)
@@ -341,6 +347,12 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: need 0 < model.proj_d_str < model.proj_d_end")
     if m.init_depth_m is not None and not t.min_depth < m.init_depth_m < t.max_depth:
         raise ConfigError(f"{source}: model.init_depth_m must lie between training.min_depth and max_depth")
+    if not 0 <= cfg.loss.photo_pyramid <= 3:
+        raise ConfigError(f"{source}: loss.photo_pyramid must be 0 (the paper: full resolution only) to 3 coarser "
+                          f"levels, got {cfg.loss.photo_pyramid}")
+    if cfg.loss.photo_pyramid and (t.height >> cfg.loss.photo_pyramid < 8 or t.width >> cfg.loss.photo_pyramid < 8):
+        raise ConfigError(f"{source}: loss.photo_pyramid {cfg.loss.photo_pyramid} would shrink "
+                          f"{t.height}x{t.width} images below 8 pixels; use fewer levels")
     if m.proj_d_bins < 1:
         raise ConfigError(f"{source}: model.proj_d_bins must be >= 1")
     if t.height % 32 or t.width % 32:

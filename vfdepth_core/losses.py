@@ -251,6 +251,49 @@ def depth_synthesis_losses(depth: Tensor, depth_aug: Tensor, disp_aug: Tensor, m
     return con, smoothness(_fold(disp_aug))
 
 
+def downsample_for_level(images: Tensor, mask: Tensor, depth: Tensor, K: Tensor,
+                         level: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Images (B, F, N, 3, H, W), mask and depth (B, N, 1, H, W) and K (B, N, 3, 3) at 1/2**level of the size:
+    images and depth area-averaged (depth gradients reach every full-resolution pixel), a coarse pixel
+    valid only where all its fine pixels are, K rescaled (half-pixel exact)."""
+    H, W = images.shape[-2:]
+    h, w = H >> level, W >> level
+
+    def area(x: Tensor) -> Tensor:
+        lead = x.shape[:-3]
+        y = F.interpolate(x.reshape(-1, *x.shape[-3:]), size=(h, w), mode="area")
+        return y.reshape(*lead, *y.shape[-3:])
+
+    mask_l = (area(mask.float()) > 0.999).to(mask.dtype)
+    return area(images), mask_l, area(depth), geo.resize_intrinsics(K, (H, W), (h, w))
+
+
+def photometric_terms(images: Tensor, mask: Tensor, depth: Tensor, K: Tensor, T_ego_cam: Tensor,
+                      T_src_tgt: Dict[int, Tensor], frame_ids: Sequence[int], neighbors,
+                      cfg: Config) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """The temporal, spatial and spatio-temporal terms at one resolution: their weighted sum and the terms."""
+    t, lc = cfg.training, cfg.loss
+    N = images.shape[2]
+    terms: Dict[str, Tensor] = {}
+    total = images.new_zeros(())
+    if len(frame_ids) > 1:
+        reproj, amask = temporal_loss(images, frame_ids, mask, depth, K, T_src_tgt, t.intensity_align)
+        terms["reproj"] = reproj
+        total = total + reproj
+    else:
+        amask = _fold(mask)
+    if t.spatio and N > 1:
+        sp = spatial_loss(images, frame_ids, mask, depth, K, T_ego_cam, neighbors, t.intensity_align)
+        terms["spatio"] = sp
+        total = total + lc.spatio_coeff * sp
+    if t.spatio_temporal and N > 1 and len(frame_ids) > 1:
+        st = spatio_temporal_loss(images, frame_ids, mask, depth, K, T_ego_cam, T_src_tgt, neighbors, amask,
+                                  t.intensity_align)
+        terms["spatio_tempo"] = st
+        total = total + lc.spatio_tempo_coeff * st
+    return total, terms
+
+
 def compute_losses(batch: dict, outputs, cfg: Config) -> Tuple[Tensor, Dict[str, Tensor]]:
     """Total VFDepth loss (averaged over cameras) and its detached terms, from a batch and ModelOutputs."""
     t, lc = cfg.training, cfg.loss
@@ -264,27 +307,19 @@ def compute_losses(batch: dict, outputs, cfg: Config) -> Tuple[Tensor, Dict[str,
     neighbors = camera_neighbors(cfg.data) if len(cfg.data.cameras) == N else tuple(
         ((i - 1) % N, (i + 1) % N) for i in range(N))
     depth, disp = outputs.depth.float(), outputs.disp.float()
-    terms: Dict[str, Tensor] = {}
-    total = images.new_zeros(())
-
-    if len(frame_ids) > 1:
-        reproj, amask = temporal_loss(images, frame_ids, mask, depth, K, outputs.T_src_tgt, t.intensity_align)
-        terms["reproj"] = reproj
-        total = total + reproj
-    else:
-        amask = _fold(mask)
+    photo, terms = photometric_terms(images, mask, depth, K, T, outputs.T_src_tgt, frame_ids, neighbors, cfg)
+    if lc.photo_pyramid > 0:
+        coarse = []
+        for level in range(1, lc.photo_pyramid + 1):
+            imgs_l, mask_l, depth_l, K_l = downsample_for_level(images, mask, depth, K, level)
+            p_l, _ = photometric_terms(imgs_l, mask_l, depth_l, K_l, T, outputs.T_src_tgt, frame_ids, neighbors, cfg)
+            coarse.append(p_l)
+        terms["photo_pyramid"] = torch.stack(coarse).mean()
+        photo = (photo + torch.stack(coarse).sum()) / (lc.photo_pyramid + 1)
+    total = photo
     smooth = edge_aware_smoothness(_fold(disp), _fold(images[:, frame_ids.index(0)]))
     terms["smooth"] = smooth
     total = total + lc.disparity_smoothness * smooth
-    if t.spatio and N > 1:
-        sp = spatial_loss(images, frame_ids, mask, depth, K, T, neighbors, t.intensity_align)
-        terms["spatio"] = sp
-        total = total + lc.spatio_coeff * sp
-    if t.spatio_temporal and N > 1 and len(frame_ids) > 1:
-        st = spatio_temporal_loss(images, frame_ids, mask, depth, K, T, outputs.T_src_tgt, neighbors, amask,
-                                  t.intensity_align)
-        terms["spatio_tempo"] = st
-        total = total + lc.spatio_tempo_coeff * st
     if t.aug_depth and outputs.depth_aug is not None:
         con, sm = depth_synthesis_losses(depth, outputs.depth_aug.float(), outputs.disp_aug.float(), mask, K, T,
                                          outputs.T_ego_cam_aug, neighbors, t.min_depth, t.max_depth)

@@ -65,7 +65,7 @@ soak: install
 	@cd $(ROOT); $(PY) benchmarks/soak.py --out results/soak $(SOAK_ARGS)
 
 # Synthetic DDAD-rig world -> train the CPU config for a bounded time -> held-out metrics next to the best
-# constant depth, learning curve (LEARNING_ARGS="--minutes 60 --threads 2").
+# constant depth, learning curve (55 min on 2 threads; e.g. LEARNING_ARGS="--minutes 5 --scenes 3 --frames 30").
 LEARNING_ARGS ?=
 learning: install
 	@cd $(ROOT); $(PY) benchmarks/learning.py $(LEARNING_ARGS)

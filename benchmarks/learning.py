@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Learning benchmark: does VFDepth learn metric depth on the synthetic DDAD-rig world?
 
-    python benchmarks/learning.py --minutes 55         # the benchmark run (2 CPU threads)
+    python benchmarks/learning.py                      # the benchmark run: 55 min on 2 CPU threads
     python benchmarks/learning.py --minutes 5 --scenes 3 --frames 30   # a quick look
     python benchmarks/learning.py --paper_objective    # the paper's loss weights, full resolution only
 
@@ -34,16 +34,16 @@ logger = logging.getLogger("vfdepth.bench.learning")
 CONFIG = ROOT / "training" / "configs" / "synthetic" / "synthetic_cpu.yaml"
 
 # What the benchmark trains with on top of synthetic_cpu.yaml (all self-supervised; see training/README.md
-# for the runs behind each): bf16 autocast (2.7 s instead of 4.0 s a step on this CPU), spatial and
-# spatio-temporal weights 0.3 instead of the paper's 0.03/0.1 (the metric scale held without collapsing),
-# and the photometric terms also scored at 1/2 and 1/4 resolution (near, fast-moving surfaces get a gradient
-# while their depth is still far off). --paper_objective leaves them out; --set overrides any of them.
-BENCH_SETS = ("training.amp=bf16", "loss.spatio_coeff=0.3", "loss.spatio_tempo_coeff=0.3", "loss.photo_pyramid=2")
+# for the runs behind each): bf16 autocast (2.7 s instead of 4.0 s a step on this CPU) and spatial and
+# spatio-temporal weights 0.3 instead of the paper's 0.03/0.1 (the metric scale held without collapsing:
+# held-out abs_rel 0.29 vs 0.82). loss.photo_pyramid=2 is not among them: it learnt the shape faster for
+# 450 steps, then degraded (0.47 at the end). --paper_objective leaves them out; --set overrides any of them.
+BENCH_SETS = ("training.amp=bf16", "loss.spatio_coeff=0.3", "loss.spatio_tempo_coeff=0.3")
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=50.0, help="training wall time (default 50)")
+    ap.add_argument("--minutes", type=float, default=55.0, help="training wall time (default 55)")
     ap.add_argument("--scenes", type=int, default=8, help="scenes to generate, held-out ones included")
     ap.add_argument("--val_scenes", type=int, default=2, help="held-out scenes (never trained on)")
     ap.add_argument("--frames", type=int, default=60, help="frames per scene (10 Hz)")

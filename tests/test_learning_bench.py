@@ -27,6 +27,6 @@ def test_benchmark_overrides_make_a_valid_config(bench, tmp_path):
     from vfdepth_core.config import load_config
 
     cfg = load_config(bench.CONFIG, list(bench.BENCH_SETS))
-    assert cfg.loss.photo_pyramid == 2 and cfg.loss.spatio_coeff == 0.3 and cfg.training.amp == "bf16"
+    assert cfg.loss.photo_pyramid == 0 and cfg.loss.spatio_coeff == 0.3 and cfg.training.amp == "bf16"
     paper = load_config(bench.CONFIG, [])
     assert paper.loss.photo_pyramid == 0 and paper.loss.spatio_coeff == 0.03 and paper.loss.spatio_tempo_coeff == 0.1

@@ -220,3 +220,46 @@ def test_graph_end_to_end(ros_domain_id, repo_root, tmp_path):
         rclpy.try_shutdown(context=ctx)
         log.close()
     assert codes["surround_depth"] == 0, "\n".join(lines[-40:])
+
+
+def test_set_waiting_for_tf_is_answered_when_tf_arrives(ros_domain_id, repo_root, tmp_path):
+    """A first set whose /tf_static is late (lost to discovery, sent again by a player) still gets its
+    outputs once TF arrives, although no newer images come (re-sent images are dropped as duplicates)."""
+    lines = []
+    graph = G.surround_graph(camera_set="synthetic", model_config=str(repo_root / TINY_CONFIG),
+                             overrides={"device": "cpu", "camera_timeout_s": 5.0}, respawn=False)
+    launcher = Launcher(graph, domain_id=ros_domain_id, output=open(tmp_path / "graph.log", "w"),
+                        on_line=lambda n, l: lines.append(l))
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=ros_domain_id)
+    ex = SingleThreadedExecutor(context=ctx)
+    launcher.start()
+    try:
+        rig, out = RigPublisher(context=ctx), OutputCollector(context=ctx)
+        for n in (rig, out):
+            ex.add_node(n)
+        node_proc = launcher.children[0].proc
+
+        def alive():
+            assert node_proc.poll() is None, "surround_depth died:\n" + "\n".join(lines[-40:])
+            return True
+
+        spin_until(ex, lambda: alive() and rig.matched(), 90, "the node's image/camera_info subscriptions")
+        for i in range(len(CAMERAS)):
+            rig.info_pubs[i].publish(rig.info_msg(i, T0))
+        waiting = lambda: any("waiting for TF" in l for l in lines)  # noqa: E731
+        deadline = time.monotonic() + 90
+        while alive() and not waiting():  # (again every 2 s: the first images can be lost to discovery)
+            assert time.monotonic() < deadline, "the node never reported the set waiting for TF:\n" + "\n".join(lines[-40:])
+            rig.publish_frame(0, T0)
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end and not waiting():
+                ex.spin_once(timeout_sec=0.1)
+        assert not out.with_stamp("camera_01/depth", T0)
+        rig.publish_tf_static()
+        spin_until(ex, lambda: alive() and all(out.with_stamp(f"{c}/depth", T0) for c in CAMERAS), 30,
+                   "the waiting set's depth after /tf_static arrived")
+    finally:
+        launcher.stop()
+        ex.shutdown()
+        rclpy.try_shutdown(context=ctx)

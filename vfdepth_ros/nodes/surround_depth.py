@@ -50,7 +50,13 @@ VIRTUAL_FRAME_SUFFIX = "_vfdepth_virtual"
 _TIME_JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the camera's last one = bag loop/restart
 _PREDICTOR_RETRY_S = 5.0
 _RECENT_INFOS = 16  # camera_info messages kept per camera for pairing by stamp
+_PENDING_RETRY_S = 10.0  # a set that waits for camera_info/TF is tried again this long (unless a newer one comes)
 _FIRST_INFO_WAIT_S = 1.0  # longest wait for the camera_info of an image that completed a set before it
+
+
+class _WaitingForCalibration(ValueError):
+    """A set's camera_info or TF has not arrived yet (it may still come: the set is kept and retried)."""
+
 
 TF_STATIC_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -163,6 +169,11 @@ class SurroundDepthNode(Node):
         self.frames_done = 0
         self.frames_failed = 0
         self.frames_skipped = 0  # sets that could not be used (bad image, missing calibration)
+        # The last set skipped only for calibration that has not arrived yet, with when it was first tried:
+        # without a newer set it is tried again (a first frame whose /tf_static was lost to late discovery
+        # is otherwise never answered, because its re-sent images are duplicates).
+        self._pending: Optional[Tuple[SyncSet, float]] = None
+        self._wait_first: Optional[Tuple[SyncSet, float]] = None  # that set and when it was first tried
         self.last_problem = ""
         self.infer_ms: Deque[float] = deque(maxlen=100)
         self.latency_ms: Deque[float] = deque(maxlen=100)
@@ -285,7 +296,11 @@ class SurroundDepthNode(Node):
                     self._reload.wait(_PREDICTOR_RETRY_S)
                     continue
             item = self.latch.take(timeout=0.5)
-            if item is None:
+            if item is not None:
+                self._pending = None  # a newer set replaces one still waiting for calibration
+            elif self._pending is not None:
+                item, self._pending = self._pending, None
+            else:
                 continue
             sset, t_emit = item
             try:
@@ -348,7 +363,7 @@ class SurroundDepthNode(Node):
                 info, K, hw = self._await_info(cam, cv.stamp_to_ns(msg.header.stamp), rgb.shape[:2])
             if K is None:
                 cam.calib_problem = f"waiting for {cam.name}/camera_info"
-                raise ValueError(cam.calib_problem)
+                raise _WaitingForCalibration(cam.calib_problem)
             if tuple(rgb.shape[:2]) != tuple(hw):
                 msg_txt = (f"image {rgb.shape[1]}x{rgb.shape[0]} does not match its calibration "
                            f"{hw[1]}x{hw[0]} (width x height)")
@@ -361,7 +376,7 @@ class SurroundDepthNode(Node):
                 T = self.tf.lookup(p.base_frame, frame) if frame else None
                 if T is None:
                     cam.calib_problem = f"waiting for TF {p.base_frame} -> '{frame}' (/tf_static or /tf)"
-                    raise ValueError(f"{cam.name}: {cam.calib_problem}")
+                    raise _WaitingForCalibration(f"{cam.name}: {cam.calib_problem}")
             if cam.calib_problem.startswith("waiting"):
                 cam.calib_problem = ""
             images.append(rgb)
@@ -382,6 +397,20 @@ class SurroundDepthNode(Node):
         pred_obj = self.predictor
         try:
             images, Ks, hws, Ts, infos = self._camera_inputs(sset, p)
+            if self._wait_first is not None and self._wait_first[0] is sset:  # a retry that worked
+                self.frames_skipped -= 1
+                self._wait_first = None
+        except _WaitingForCalibration as exc:
+            now = time.monotonic()
+            if self._wait_first is None or self._wait_first[0] is not sset:  # first try of this set
+                self._wait_first = (sset, now)
+                self.frames_skipped += 1
+                self.last_problem = str(exc)
+                self._problem("skip", f"set skipped: {exc} (tried again for up to {_PENDING_RETRY_S:g} s "
+                              "while no newer set comes)")
+            if now - self._wait_first[1] < _PENDING_RETRY_S:
+                self._pending = (sset, t_emit)
+            return
         except ValueError as exc:
             self.frames_skipped += 1
             self.last_problem = str(exc)

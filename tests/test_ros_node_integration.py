@@ -228,8 +228,8 @@ def test_set_waiting_for_tf_is_answered_when_tf_arrives(ros_domain_id, repo_root
     lines = []
     graph = G.surround_graph(camera_set="synthetic", model_config=str(repo_root / TINY_CONFIG),
                              overrides={"device": "cpu", "camera_timeout_s": 5.0}, respawn=False)
-    launcher = Launcher(graph, domain_id=ros_domain_id, output=open(tmp_path / "graph.log", "w"),
-                        on_line=lambda n, l: lines.append(l))
+    log = open(tmp_path / "graph.log", "w")
+    launcher = Launcher(graph, domain_id=ros_domain_id, output=log, on_line=lambda n, l: lines.append(l))
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=ros_domain_id)
     ex = SingleThreadedExecutor(context=ctx)
@@ -263,3 +263,4 @@ def test_set_waiting_for_tf_is_answered_when_tf_arrives(ros_domain_id, repo_root
         launcher.stop()
         ex.shutdown()
         rclpy.try_shutdown(context=ctx)
+        log.close()

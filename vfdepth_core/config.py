@@ -139,7 +139,7 @@ class LossConfig:
     # spatio-temporal photometric terms on this many coarser copies of the images (area-downsampled x2,
     # x4, ...; depth downsampled with them), averaged with the full-resolution terms. Halving the image
     # halves every pixel displacement, so a depth that is still far off (a parked car 3 m away that
-    # starts at 10 m moves ~60 px per frame in a side camera at 192x320) still gets a useful gradient.
+    # starts at 10 m moves about 50 px per frame in a side camera at 192x320) still gets a useful gradient.
     photo_pyramid: int = 0
 
 

@@ -314,8 +314,9 @@ def compute_losses(batch: dict, outputs, cfg: Config) -> Tuple[Tensor, Dict[str,
             imgs_l, mask_l, depth_l, K_l = downsample_for_level(images, mask, depth, K, level)
             p_l, _ = photometric_terms(imgs_l, mask_l, depth_l, K_l, T, outputs.T_src_tgt, frame_ids, neighbors, cfg)
             coarse.append(p_l)
-        terms["photo_pyramid"] = torch.stack(coarse).mean()
-        photo = (photo + torch.stack(coarse).sum()) / (lc.photo_pyramid + 1)
+        coarse_t = torch.stack(coarse)
+        terms["photo_pyramid"] = coarse_t.mean()
+        photo = (photo + coarse_t.sum()) / (lc.photo_pyramid + 1)
     total = photo
     smooth = edge_aware_smoothness(_fold(disp), _fold(images[:, frame_ids.index(0)]))
     terms["smooth"] = smooth

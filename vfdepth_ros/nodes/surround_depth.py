@@ -169,11 +169,10 @@ class SurroundDepthNode(Node):
         self.frames_done = 0
         self.frames_failed = 0
         self.frames_skipped = 0  # sets that could not be used (bad image, missing calibration)
-        # The last set skipped only for calibration that has not arrived yet, with when it was first tried:
-        # without a newer set it is tried again (a first frame whose /tf_static was lost to late discovery
+        # The last set skipped only for calibration that has not arrived yet: (set, emit time, first try).
+        # Without a newer set it is tried again (a first frame whose /tf_static was lost to late discovery
         # is otherwise never answered, because its re-sent images are duplicates).
-        self._pending: Optional[Tuple[SyncSet, float]] = None
-        self._wait_first: Optional[Tuple[SyncSet, float]] = None  # that set and when it was first tried
+        self._waiting: Optional[Tuple[SyncSet, float, float]] = None
         self.last_problem = ""
         self.infer_ms: Deque[float] = deque(maxlen=100)
         self.latency_ms: Deque[float] = deque(maxlen=100)
@@ -297,10 +296,11 @@ class SurroundDepthNode(Node):
                     continue
             item = self.latch.take(timeout=0.5)
             if item is not None:
-                self._pending = None  # a newer set replaces one still waiting for calibration
-            elif self._pending is not None:
-                item, self._pending = self._pending, None
+                self._waiting = None  # a newer set replaces one still waiting for calibration
+            elif self._waiting is not None and time.monotonic() - self._waiting[2] < _PENDING_RETRY_S:
+                item = self._waiting[:2]
             else:
+                self._waiting = None
                 continue
             sset, t_emit = item
             try:
@@ -397,19 +397,16 @@ class SurroundDepthNode(Node):
         pred_obj = self.predictor
         try:
             images, Ks, hws, Ts, infos = self._camera_inputs(sset, p)
-            if self._wait_first is not None and self._wait_first[0] is sset:  # a retry that worked
+            if self._waiting is not None and self._waiting[0] is sset:  # a retry that worked
                 self.frames_skipped -= 1
-                self._wait_first = None
+                self._waiting = None
         except _WaitingForCalibration as exc:
-            now = time.monotonic()
-            if self._wait_first is None or self._wait_first[0] is not sset:  # first try of this set
-                self._wait_first = (sset, now)
+            if self._waiting is None or self._waiting[0] is not sset:  # first try of this set
+                self._waiting = (sset, t_emit, time.monotonic())
                 self.frames_skipped += 1
                 self.last_problem = str(exc)
                 self._problem("skip", f"set skipped: {exc} (tried again for up to {_PENDING_RETRY_S:g} s "
                               "while no newer set comes)")
-            if now - self._wait_first[1] < _PENDING_RETRY_S:
-                self._pending = (sset, t_emit)
             return
         except ValueError as exc:
             self.frames_skipped += 1

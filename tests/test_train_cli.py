@@ -218,3 +218,27 @@ def test_progress_bar_with_a_time_budget_counts_the_steps_that_fit(data_json, tm
     epoch_total = int(re.search(r"(\d+) steps/epoch x 1000 epochs", p.stderr).group(1)) * 1000
     assert 0 < done and total < epoch_total / 10, bars[-3:]
     assert total - done <= max(3, done // 5), bars[-3:]  # at the end the bar is (nearly) full
+
+
+def test_linear_lr_schedule_follows_the_budget_and_resumes(data_json, tmp_path):
+    """training.lr_schedule=linear: the rate falls from learning_rate to lr_final_fraction of it over
+    max_steps (one value per step, logged), continues where it was after --resume, and the checkpoint
+    keeps the training time that a max_minutes budget is counted in."""
+    sets = ("--set", "training.lr_schedule=linear", "--set", "training.lr_final_fraction=0.2",
+            "--set", "training.num_epochs=100")
+    first = run_script(TRAIN, tiny_args(data_json, tmp_path, *sets, "--set", "training.max_steps=2"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_script(TRAIN, tiny_args(data_json, tmp_path, *sets, "--set", "training.max_steps=4", "--resume"))
+    assert second.returncode == 0, second.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"] for r in rows}
+    # steps 1-2 ran with a budget of 2 steps, steps 3-4 with 4: used = (step-1)/budget
+    assert lrs[1] == pytest.approx(1e-4) and lrs[2] == pytest.approx(1e-4 * (1 - 0.8 * 0.5))
+    assert lrs[3] == pytest.approx(1e-4 * (1 - 0.8 * 0.5)) and lrs[4] == pytest.approx(1e-4 * (1 - 0.8 * 0.75))
+    ck = _load(tmp_path / "checkpoints" / "latest.pt")
+    assert ck["step"] == 4 and ck["extra"]["train_seconds"] > 0
+
+
+def test_unknown_lr_schedule_is_refused(capsys, train_mod, data_json, tmp_path):
+    _expect_error(capsys, train_mod, tiny_args(data_json, tmp_path / "run", "--set", "training.lr_schedule=cosine"),
+                  "training.lr_schedule", "'linear'")

@@ -105,6 +105,7 @@ class Trainer:
         self.last_val: Optional[dict] = None
         self._saved_at = None
         self._last_save = time.monotonic()
+        self._seconds_before = 0.0  # training time of earlier invocations of a resumed run
 
     # ---- set-up ----------------------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class Trainer:
                            "restarts", extra.get("world_size"), self.info.world_size)
             self.batch_in_epoch = 0
         self.guard.load_state_dict(extra.get("nonfinite", {}))
+        self._seconds_before = float(extra.get("train_seconds", 0.0))
         rng_by_rank = extra.get("rng_by_rank") or {}
         restore_rng(rng_by_rank.get(str(self.info.rank), ck.get("rng")))
         logger.info("resumed %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
@@ -237,6 +239,7 @@ class Trainer:
             "nonfinite": self.guard.state_dict(),
             "rng_by_rank": rngs,
             "stop_reason": self.stop_reason or "",
+            "train_seconds": self._train_seconds(),
         }
         if self.last_val is not None:
             extra["last_val"] = _plain(self.last_val)
@@ -245,6 +248,31 @@ class Trainer:
         if per_epoch is not None:  # weights only (as the paper's weights_N); latest.pt is the one to resume
             save_checkpoint(self.ckpt_dir / f"epoch_{per_epoch:03d}.pt", self.model_core, self.cfg, step=self.step,
                             epoch=self.epoch, extra={"last_val": extra.get("last_val", {})})
+
+    def _train_seconds(self) -> float:
+        """Training wall time so far, earlier invocations of a resumed run included."""
+        start = getattr(self, "_t_start", None)
+        return self._seconds_before + (time.monotonic() - start if start is not None else 0.0)
+
+    def _apply_lr_schedule(self, total_steps: int) -> None:
+        """training.lr_schedule 'linear': set the learning rate for the coming step from the budget used."""
+        t = self.cfg.training
+        if t.lr_schedule != "linear":
+            return
+        used = self.step / max(1, total_steps)
+        if t.max_minutes is not None:
+            used = max(used, self._train_seconds() / (60.0 * t.max_minutes))
+        used = min(1.0, used)
+        # same value on every rank: rank 0's clock decides (the step count alone is already identical)
+        if self.info.distributed and t.max_minutes is not None:
+            import torch.distributed as dist
+
+            u = torch.tensor([used], dtype=torch.float64, device=self.device)
+            dist.broadcast(u, src=0)
+            used = float(u.item())
+        lr = t.learning_rate * (1.0 - (1.0 - t.lr_final_fraction) * used)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
 
     def _gather_rng(self, mine: dict) -> dict:
         if not self.info.distributed:
@@ -395,6 +423,7 @@ class Trainer:
                                  self.info.rank, self.step + 1, _digest(torch.get_rng_state()),
                                  {k: _digest(v) for k, v in batch.items() if isinstance(v, torch.Tensor)},
                                  _digest(*[t for st in self.optimizer.state.values() for t in st.values()]))
+                self._apply_lr_schedule(total_steps)
                 ok, terms, outputs = self._train_step(batch)
                 self.step += 1
                 self.batch_in_epoch += 1
@@ -436,7 +465,8 @@ class Trainer:
             finished = self.epoch
             self.epoch += 1
             self.batch_in_epoch = 0
-            self.scheduler.step()
+            if t.lr_schedule == "step":
+                self.scheduler.step()
             if t.val_every_epochs and (finished + 1) % t.val_every_epochs == 0:
                 self.validate()
             save_freq = max(1, cfg.logging.save_frequency)

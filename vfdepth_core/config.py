@@ -121,6 +121,12 @@ class TrainingConfig:
     val_every_epochs: int = 1
     val_every_steps: Optional[int] = None  # also every this many steps (learning curves)
     checkpoint_minutes: float = 10.0  # rewrite <run>/checkpoints/latest.pt at least this often
+    # Learning-rate schedule: 'step' (the paper: StepLR, x0.1 every scheduler_step_size epochs) or, beyond
+    # the paper, 'linear': from learning_rate down to learning_rate * lr_final_fraction over the run's
+    # budget (max_minutes of training time, counted across resumes, else max_steps, else all epochs), for
+    # time-bounded runs that never reach the paper's epoch 15.
+    lr_schedule: str = "step"
+    lr_final_fraction: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -363,6 +369,11 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: need 0 < training.min_depth < training.max_depth")
     if t.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"{source}: training.amp must be none, bf16 or fp16, got {t.amp!r}")
+    if t.lr_schedule not in ("step", "linear"):
+        raise ConfigError(f"{source}: training.lr_schedule must be 'step' (the paper's StepLR) or 'linear', "
+                          f"got {t.lr_schedule!r}")
+    if not 0.0 <= t.lr_final_fraction <= 1.0:
+        raise ConfigError(f"{source}: training.lr_final_fraction must lie in [0, 1], got {t.lr_final_fraction}")
     if m.depth_model not in ("fusion", "fsm") or m.pose_model not in ("fusion", "fsm"):
         raise ConfigError(f"{source}: model.depth_model/pose_model must be 'fusion' or 'fsm'")
     if cfg.data.dataset not in ("ddad", "nuscenes", "synthetic"):

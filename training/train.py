@@ -372,9 +372,10 @@ class Trainer:
     def _train_step(self, batch: dict):
         t = self.cfg.training
         self.optimizer.zero_grad(set_to_none=True)
+        # the network under autocast; the losses (warps, pixel coordinates, SSIM) in fp32
         with tu._autocast(self.device, t.amp):
             outputs = self.model(batch)
-            terms = compute_losses(self.model, self.cfg, batch, outputs)
+        terms = compute_losses(self.model, self.cfg, batch, outputs)
         total = terms["total"]
         self.scaler.scale(total.float()).backward()
         # identical decision on every rank: gradients are already averaged, the loss is reduced here

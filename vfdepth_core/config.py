@@ -110,7 +110,7 @@ class TrainingConfig:
     seed: int = 0
     max_steps: Optional[int] = None  # stop after this many optimizer steps (benchmarks, smoke runs)
     max_minutes: Optional[float] = None  # stop after this much wall time, saving a checkpoint
-    amp: str = "none"  # 'none', 'bf16' or 'fp16' autocast
+    amp: str = "none"  # 'none', 'bf16' (CUDA and CPU) or 'fp16' (CUDA; fp32 on a CPU) autocast of the network
     # Accepted so the paper's baseline configs load as they are (they put it under training); the
     # eval section's syn_visualize is the one that is used.
     syn_visualize: bool = False

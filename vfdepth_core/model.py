@@ -11,6 +11,8 @@ every call).
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import math
 from dataclasses import dataclass, field
@@ -52,6 +54,22 @@ class ModelOutputs:
     T_ego_cam_aug: Optional[Tensor] = None
     disp_aug: Optional[Tensor] = None
     depth_aug: Optional[Tensor] = None
+
+
+def fp32_geometry(t: Tensor):
+    """Autocast switched off: camera geometry (projections, pose matrices) stays in fp32 under bf16/fp16."""
+    return torch.autocast(device_type=t.device.type, enabled=False)
+
+
+def _geometry_in_fp32(fn):
+    """Method decorator: the method (a geometry look-up built from K, its first argument) runs without autocast."""
+
+    @functools.wraps(fn)
+    def wrapper(self, K, *args, **kwargs):
+        with fp32_geometry(K):
+            return fn(self, K, *args, **kwargs)
+
+    return wrapper
 
 
 def disp_to_depth(disp: Tensor, K: Tensor, min_depth: float, max_depth: float, focal_length_scale: float) -> Tensor:
@@ -161,6 +179,7 @@ class VFDepth(nn.Module):
             self._k8_memo = (K, K._version, (H, W), K8)
         return K8, h, w
 
+    @_geometry_in_fp32
     def voxel_lookup(self, K: Tensor, T_ego_cam: Tensor, mask: Optional[Tensor],
                      hw: Tuple[int, int]) -> Optional[VoxelLookup]:
         """Cached voxel -> pixel look-up for K (B, N, 3, 3) at image size hw, T_ego_cam, mask (B, N, 1, H, W);
@@ -175,6 +194,7 @@ class VFDepth(nn.Module):
         return self.rig_cache.get("voxels", (K8, T_ego_cam, mask8), extra,
                                   lambda: build_voxel_lookup(self.grid, K8, T_ego_cam, mask8, h, w))
 
+    @_geometry_in_fp32
     def ray_grid(self, K: Tensor, T_ego_cam: Tensor, hw: Tuple[int, int], cache: bool = True) -> Tensor:
         """Cached ray sample grid (B, N*D, H/8, W/8, 3) of views with K (B, N, 3, 3) at hw and T_ego_cam."""
         K8, h, w = self._feat_geometry(K, hw)
@@ -186,6 +206,7 @@ class VFDepth(nn.Module):
             return build()
         return self.rig_cache.get("rays", (K8, T_ego_cam), (h, w, str(K.device), str(K.dtype)), build)
 
+    @_geometry_in_fp32
     def ray_lookup(self, K: Tensor, T_ego_cam: Tensor, hw: Tuple[int, int], cache: bool = True) -> RayLookup:
         """Cached trilinear ray look-up (:class:`RayLookup`) of views with K (B, V, 3, 3) at hw and T_ego_cam."""
         K8, h, w = self._feat_geometry(K, hw)
@@ -248,13 +269,15 @@ class VFDepth(nn.Module):
         H, W = images_early.shape[-2:]
         lk = lookup if lookup is not None else self.voxel_lookup(K, T_ego_cam, mask, (H, W))
         axis_angle, translation = self.pose_net(images_early, images_late, lk)
-        return geo.pose_vec_to_transform(axis_angle.float(), translation.float())
+        with fp32_geometry(axis_angle):
+            return geo.pose_vec_to_transform(axis_angle.float(), translation.float())
 
     def predict_camera_poses(self, images_early: Tensor, images_late: Tensor) -> Tensor:
         """Per-camera baseline: every camera's own motion T_clate_cearly (B, N, 4, 4)."""
         axis_angle, translation = self.pose_net(images_early, images_late)
         B, N = axis_angle.shape[:2]
-        T = geo.pose_vec_to_transform(axis_angle.float().flatten(0, 1), translation.float().flatten(0, 1))
+        with fp32_geometry(axis_angle):
+            T = geo.pose_vec_to_transform(axis_angle.float().flatten(0, 1), translation.float().flatten(0, 1))
         return T.reshape(B, N, 4, 4)
 
     def forward(self, inputs: dict) -> ModelOutputs:
@@ -285,17 +308,19 @@ class VFDepth(nn.Module):
             early, late = (images[:, idx[f]], images[:, idx[0]]) if f < 0 else (images[:, idx[0]], images[:, idx[f]])
             if not self.fused_pose:  # per-camera baseline: each camera's own motion
                 T_late_early = self.predict_camera_poses(early, late)
-                T_src_tgt = geo.invert_transform(T_late_early) if f < 0 else T_late_early
-                out.T_src_tgt[f] = T_src_tgt
-                out.T_c0src_c0tgt[f] = T_c0src_c0tgt = T_src_tgt[:, 0]
-                out.T_egosrc_egotgt[f] = geo.camera_motion_to_ego(T_c0src_c0tgt, T[:, 0].to(T_c0src_c0tgt.dtype))
+                with fp32_geometry(T_late_early):
+                    T_src_tgt = geo.invert_transform(T_late_early) if f < 0 else T_late_early
+                    out.T_src_tgt[f] = T_src_tgt
+                    out.T_c0src_c0tgt[f] = T_c0src_c0tgt = T_src_tgt[:, 0]
+                    out.T_egosrc_egotgt[f] = geo.camera_motion_to_ego(T_c0src_c0tgt, T[:, 0].to(T_c0src_c0tgt.dtype))
                 continue
             # frames go in temporal order; invert to get frame-0 -> frame-f
             T_late_early = self.predict_pose(early, late, K, T, lookup=lk)
-            T_c0src_c0tgt = geo.invert_transform(T_late_early) if f < 0 else T_late_early
-            out.T_c0src_c0tgt[f] = T_c0src_c0tgt
-            out.T_src_tgt[f] = geo.distribute_motion(T_c0src_c0tgt, T.to(T_c0src_c0tgt.dtype))
-            out.T_egosrc_egotgt[f] = geo.camera_motion_to_ego(T_c0src_c0tgt, T[:, 0].to(T_c0src_c0tgt.dtype))
+            with fp32_geometry(T_late_early):
+                T_c0src_c0tgt = geo.invert_transform(T_late_early) if f < 0 else T_late_early
+                out.T_c0src_c0tgt[f] = T_c0src_c0tgt
+                out.T_src_tgt[f] = geo.distribute_motion(T_c0src_c0tgt, T.to(T_c0src_c0tgt.dtype))
+                out.T_egosrc_egotgt[f] = geo.camera_motion_to_ego(T_c0src_c0tgt, T[:, 0].to(T_c0src_c0tgt.dtype))
         return out
 
     def num_parameters(self) -> Dict[str, int]:

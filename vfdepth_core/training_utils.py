@@ -401,11 +401,14 @@ def evaluate_depth_model(model, loader, camera_names: Sequence[str], device: str
 
 
 def _autocast(device: str, amp: str):
+    """Autocast context for training.amp on `device`: bf16 on CUDA and CPU, fp16 on CUDA only (on a CPU
+    fp16 runs in fp32: CPU fp16 kernels are slower than fp32 ones)."""
     import contextlib
 
-    if amp == "none" or not device.startswith("cuda"):
+    if amp == "none" or (amp == "fp16" and not device.startswith("cuda")):
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return torch.autocast("cuda" if device.startswith("cuda") else "cpu",
+                          dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -242,3 +242,24 @@ def test_linear_lr_schedule_follows_the_budget_and_resumes(data_json, tmp_path):
 def test_unknown_lr_schedule_is_refused(capsys, train_mod, data_json, tmp_path):
     _expect_error(capsys, train_mod, tiny_args(data_json, tmp_path / "run", "--set", "training.lr_schedule=cosine"),
                   "training.lr_schedule", "'linear'")
+
+
+def test_weight_average_is_what_a_checkpoint_hands_out_and_resumes_exactly(data_json, tmp_path):
+    """training.ema_decay: "model" holds the weight average, "model_train" the optimizer's weights; a run
+    stopped after one step and resumed ends with both bit-identical to an uninterrupted two-step run."""
+    sets = ("--set", "training.ema_decay=0.9")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    p = run_script(TRAIN, tiny_args(data_json, straight, *sets, "--set", "training.max_steps=2"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = run_script(TRAIN, tiny_args(data_json, split, *sets, "--set", "training.max_steps=1"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = run_script(TRAIN, tiny_args(data_json, split, *sets, "--set", "training.max_steps=2", "--resume"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    a, b = _load(split / "checkpoints" / "latest.pt"), _load(straight / "checkpoints" / "latest.pt")
+    assert b["extra"]["ema_updates"] == 2 and "model_train" in b
+    moved = [k for k in b["model"] if b["model"][k].is_floating_point()
+             and not torch.equal(b["model"][k], b["model_train"][k])]
+    assert moved  # the average lags the trained weights
+    for part in ("model", "model_train"):
+        for k in b[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)

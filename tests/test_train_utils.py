@@ -112,3 +112,31 @@ def test_depth_mosaic_shapes():
     m = tu.depth_mosaic(torch.rand(6, 1, 8, 12) * 50 + 1, 1.0, 80.0)
     assert m.dtype.name == "uint8" and m.ndim == 3 and m.shape[2] == 3
     assert m.shape[0] >= 16 and m.shape[1] >= 36
+
+
+def test_weight_ema_known_answer_and_ramp():
+    """Decay ramps as min(decay, (1+n)/(10+n)); float weights average, integer buffers are copied."""
+    import torch
+
+    from vfdepth_core.training_utils import WeightEMA
+
+    m = torch.nn.BatchNorm1d(1)
+    with torch.no_grad():
+        m.weight.fill_(1.0)
+    ema = WeightEMA(m, decay=0.5)
+    with torch.no_grad():
+        m.weight.fill_(3.0)
+        m.num_batches_tracked.fill_(7)
+    ema.update(m)  # n=1: d = min(0.5, 2/11)
+    d = 2.0 / 11.0
+    assert float(ema.state_dict()["weight"]) == pytest.approx(d * 1.0 + (1 - d) * 3.0)
+    assert int(ema.state_dict()["num_batches_tracked"]) == 7
+    for _ in range(20):
+        ema.update(m)
+    assert float(ema.state_dict()["weight"]) == pytest.approx(3.0, abs=1e-4)
+    with torch.no_grad():
+        m.weight.fill_(5.0)
+    ema.update(m)  # n=22: d = 0.5
+    assert float(ema.state_dict()["weight"]) == pytest.approx(0.5 * 3.0 + 0.5 * 5.0, abs=1e-4)
+    with pytest.raises(ValueError, match="does not fit"):
+        ema.load_state_dict({"weight": torch.ones(1)}, 3)

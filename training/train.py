@@ -155,6 +155,8 @@ class Trainer:
 
         model = build_model(cfg).to(self.device)
         self.model_core = model
+        self.ema = tu.WeightEMA(model, t.ema_decay) if t.ema_decay > 0 and self.info.is_main else None
+        self._ema_model = None
         self.optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=t.scheduler_step_size, gamma=0.1)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.startswith("cuda")))
@@ -194,7 +196,8 @@ class Trainer:
         ck = load_checkpoint(path, map_location="cpu")
         tu.check_checkpoint_compatible(ck.get("config"), self.cfg, str(path))
         try:
-            self.model_core.load_state_dict(ck["model"])
+            # with a weight average, "model" is the average and "model_train" the weights to continue from
+            self.model_core.load_state_dict(ck.get("model_train", ck["model"]))
         except RuntimeError as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(f"checkpoint {path} does not fit this config's model ({first}); use the config it "
@@ -217,6 +220,12 @@ class Trainer:
             self.batch_in_epoch = 0
         self.guard.load_state_dict(extra.get("nonfinite", {}))
         self._seconds_before = float(extra.get("train_seconds", 0.0))
+        if self.ema is not None:
+            if "model_train" in ck:
+                self.ema.load_state_dict(ck["model"], extra.get("ema_updates", 0))
+            else:
+                logger.warning("%s holds no weight average: training.ema_decay starts one from its weights", path)
+                self.ema = tu.WeightEMA(self.model_core, self.cfg.training.ema_decay)
         rng_by_rank = extra.get("rng_by_rank") or {}
         restore_rng(rng_by_rank.get(str(self.info.rank), ck.get("rng")))
         logger.info("resumed %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
@@ -241,13 +250,16 @@ class Trainer:
             "stop_reason": self.stop_reason or "",
             "train_seconds": self._train_seconds(),
         }
+        if self.ema is not None:
+            extra["ema_updates"] = self.ema.updates
         if self.last_val is not None:
             extra["last_val"] = _plain(self.last_val)
+        avg = self.ema.state_dict() if self.ema is not None else None
         kw = dict(optimizer=self.optimizer, scheduler=self.scheduler, step=self.step, epoch=self.epoch, extra=extra)
-        save_checkpoint(self.ckpt_dir / "latest.pt", self.model_core, self.cfg, **kw)
+        save_checkpoint(self.ckpt_dir / "latest.pt", self.model_core, self.cfg, averaged=avg, **kw)
         if per_epoch is not None:  # weights only (as the paper's weights_N); latest.pt is the one to resume
             save_checkpoint(self.ckpt_dir / f"epoch_{per_epoch:03d}.pt", self.model_core, self.cfg, step=self.step,
-                            epoch=self.epoch, extra={"last_val": extra.get("last_val", {})})
+                            epoch=self.epoch, extra={"last_val": extra.get("last_val", {})}, averaged=avg)
 
     def _train_seconds(self) -> float:
         """Training wall time so far, earlier invocations of a resumed run included."""
@@ -328,7 +340,15 @@ class Trainer:
         if self.val_loader is None or not self.info.is_main:
             return
         ev = self.cfg.eval
-        res = tu.evaluate_depth_model(self.model_core, self.val_loader, self.val_cameras, self.device,
+        model = self.model_core
+        if self.ema is not None:  # score the weight average, the weights a checkpoint hands out
+            if self._ema_model is None:
+                import copy
+
+                self._ema_model = copy.deepcopy(self.model_core)
+            self._ema_model.load_state_dict(self.ema.state_dict())
+            model = self._ema_model
+        res = tu.evaluate_depth_model(model, self.val_loader, self.val_cameras, self.device,
                                       ev.eval_min_depth, ev.eval_max_depth, max_samples=ev.eval_max_samples,
                                       amp=self.cfg.training.amp)
         self.last_val = {"step": self.step, "epoch": self.epoch,
@@ -385,6 +405,8 @@ class Trainer:
         if ok:
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(self.model_core)
         else:
             self.optimizer.zero_grad(set_to_none=True)
         return ok, {k: float(v.detach()) for k, v in terms.items()}, outputs

@@ -84,8 +84,12 @@ def _remove_orphaned_temp_files(p: Path) -> None:
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Config, optimizer=None, scheduler=None,
-                    step: int = 0, epoch: int = 0, extra: Optional[dict] = None) -> Path:
+                    step: int = 0, epoch: int = 0, extra: Optional[dict] = None,
+                    averaged: Optional[dict] = None) -> Path:
     """Write model (+ optimizer/scheduler) state and the config to `path` atomically (temp file + os.replace).
+
+    `averaged`: a weight average (training.ema_decay) to store as "model", the weights to predict with;
+    the model's own weights then go to "model_train" (what a resumed run continues from).
 
     `extra` must hold plain data (numbers, strings, lists, dicts, tensors): checkpoints load with
     ``weights_only=True``.
@@ -96,7 +100,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Config, optim
         "format_version": FORMAT_VERSION,
         "config": config_to_dict(cfg),
         "config_name": cfg.name,
-        "model": _unwrap(model).state_dict(),
+        "model": averaged if averaged is not None else _unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "step": int(step),
@@ -104,6 +108,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, cfg: Config, optim
         "rng": rng_state(),
         "extra": extra or {},
     }
+    if averaged is not None:
+        state["model_train"] = _unwrap(model).state_dict()
     _remove_orphaned_temp_files(p)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     try:

@@ -205,6 +205,41 @@ def seed_everything(seed: int) -> None:
 # Non-finite losses
 
 
+class WeightEMA:
+    """Exponential moving average of a model's weights and buffers (training.ema_decay).
+
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the first updates n, so the average is not
+    dominated by the random initial weights; integer buffers (BatchNorm counters) are copied.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = float(decay)
+        self.updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for k, v in model.state_dict().items():
+            s = self.shadow[k]
+            if s.dtype.is_floating_point:
+                s.mul_(d).add_(v.detach().to(s.dtype), alpha=1.0 - d)
+            else:
+                s.copy_(v)
+
+    def state_dict(self) -> dict:
+        return self.shadow
+
+    def load_state_dict(self, state: dict, updates: int) -> None:
+        missing = set(self.shadow) ^ set(state)
+        if missing:
+            raise ValueError(f"weight average does not fit the model (keys {sorted(missing)[:3]}...)")
+        for k, v in state.items():
+            self.shadow[k].copy_(v)
+        self.updates = int(updates)
+
+
 class NonFiniteGuard:
     """Counts steps whose loss is NaN/inf; raises TrainingAbort after `max_consecutive` in a row."""
 

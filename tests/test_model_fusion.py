@@ -203,3 +203,18 @@ def test_cache_knows_repeated_calibration_by_identity_and_rehashes_changes(model
     assert lk2 is not lk1 and model6.rig_cache.digests_computed == n + 1
     T[..., 2, 3] -= 0.5
     assert model6.voxel_lookup(K.clone(), T.clone(), None, (64, 96)) is lk1  # equal values, new objects: hashed
+
+
+def test_pose_translation_scale_scales_only_translation():
+    """model.pose_translation_scale multiplies the head's translation output (the paper: x0.01 like the
+    rotation); rotation keeps x0.01."""
+    from vfdepth_core.nn.pose import PoseHead
+
+    torch.manual_seed(0)
+    paper, wide = PoseHead(8, 16), PoseHead(8, 16, translation_scale=1.0)
+    wide.load_state_dict(paper.state_dict())
+    x = torch.randn(2, 8, 8, 8)
+    r0, t0 = paper(x)
+    r1, t1 = wide(x)
+    assert torch.allclose(r0, r1) and torch.allclose(t1, 100.0 * t0, rtol=1e-5, atol=1e-7)
+    assert t0.abs().max() > 0

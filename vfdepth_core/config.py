@@ -50,6 +50,10 @@ class ModelConfig:
     # instead of the sigmoid's midpoint (about 3 m at the paper's range, under 2 m for side cameras at
     # 192x320). None = the paper's initialisation.
     init_depth_m: Optional[float] = None
+    # The pose head's output scale for translation (metres per unit of its last conv). The paper: 0.01, as
+    # for rotation (radians), so a random-init head starts near no motion and must grow its output ~100x to
+    # reach ~1 m per frame. Beyond the paper, a larger value lets a short run learn the metric motion.
+    pose_translation_scale: float = 0.01
     depth_model: str = "fusion"  # 'fusion' (VFDepth) or 'fsm' (per-camera baseline)
     pose_model: str = "fusion"
     fusion_level: int = 2
@@ -127,6 +131,10 @@ class TrainingConfig:
     # time-bounded runs that never reach the paper's epoch 15.
     lr_schedule: str = "step"
     lr_final_fraction: float = 0.05
+    # Beyond the paper: keep an exponential moving average of the weights with this decay (0 = off). The
+    # checkpoint's "model" is then the average (what eval.py, the node and Predictor load) and
+    # "model_train" the optimizer's weights (what --resume continues); validation scores the average.
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -351,6 +359,9 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: model.voxel_unit_size must be positive, got {m.voxel_unit_size}")
     if not 0 < m.proj_d_str < m.proj_d_end:
         raise ConfigError(f"{source}: need 0 < model.proj_d_str < model.proj_d_end")
+    if not m.pose_translation_scale > 0:
+        raise ConfigError(f"{source}: model.pose_translation_scale must be positive (the paper: 0.01), got "
+                          f"{m.pose_translation_scale}")
     if m.init_depth_m is not None and not t.min_depth < m.init_depth_m < t.max_depth:
         raise ConfigError(f"{source}: model.init_depth_m must lie between training.min_depth and max_depth")
     if not 0 <= cfg.loss.photo_pyramid <= 3:
@@ -372,6 +383,8 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     if t.lr_schedule not in ("step", "linear"):
         raise ConfigError(f"{source}: training.lr_schedule must be 'step' (the paper's StepLR) or 'linear', "
                           f"got {t.lr_schedule!r}")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"{source}: training.ema_decay must lie in [0, 1) (0 = no weight average), got {t.ema_decay}")
     if not 0.0 <= t.lr_final_fraction <= 1.0:
         raise ConfigError(f"{source}: training.lr_final_fraction must lie in [0, 1], got {t.lr_final_fraction}")
     if m.depth_model not in ("fusion", "fsm") or m.pose_model not in ("fusion", "fsm"):

@@ -127,9 +127,9 @@ class VFDepth(nn.Module):
             self.depth_net = MonoDepthNet(weights_path=wp, weights_init=wi)
         if self.fused_pose:
             self.pose_net = FusedPoseNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim, weights_path=wp,
-                                         weights_init=wi)
+                                         weights_init=wi, translation_scale=m.pose_translation_scale)
         else:
-            self.pose_net = MonoPoseNet(weights_path=wp, weights_init=wi)
+            self.pose_net = MonoPoseNet(weights_path=wp, weights_init=wi, translation_scale=m.pose_translation_scale)
         if m.init_depth_m is not None:
             self._init_disparity_bias(m.init_depth_m, t.min_depth, t.max_depth)
         self.rig_cache = RigCache()

@@ -74,10 +74,10 @@ class MonoPoseNet(nn.Module):
     Returns axis-angle (B, N, 3) and translation (B, N, 3) (clamped to +-4 m) of T_clate_cearly per camera.
     """
 
-    def __init__(self, weights_path: Optional[str] = None, weights_init: bool = True):
+    def __init__(self, weights_path: Optional[str] = None, weights_init: bool = True, translation_scale: float = 0.01):
         super().__init__()
         self.encoder = ResNetEncoder(2, weights_path, weights_init)
-        self.pose_head = PoseHead(ResNetEncoder.num_ch_enc[-1], 256, stride=1)
+        self.pose_head = PoseHead(ResNetEncoder.num_ch_enc[-1], 256, stride=1, translation_scale=translation_scale)
         self.channels_last = False
 
     def forward(self, early: Tensor, late: Tensor) -> Tuple[Tensor, Tensor]:

@@ -18,13 +18,15 @@ TRANSLATION_LIMIT_M = 4.0
 
 
 class PoseHead(nn.Module):
-    """1x1 squeeze to 256 + ReLU, two stride-2 3x3 convs + ReLU, 1x1 conv to 6, spatial mean, x0.01.
+    """1x1 squeeze to 256 + ReLU, two stride-2 3x3 convs + ReLU, 1x1 conv to 6, spatial mean, x0.01
+    (translation x `translation_scale`, the paper's 0.01 by default).
 
     forward(x (B, C, h, w)) -> axis-angle (B, 3) radians, translation (B, 3) metres.
     """
 
-    def __init__(self, in_dim: int = 128, width: int = 256, stride: int = 2):
+    def __init__(self, in_dim: int = 128, width: int = 256, stride: int = 2, translation_scale: float = 0.01):
         super().__init__()
+        self.translation_scale = float(translation_scale)
         self.squeeze = nn.Conv2d(in_dim, width, 1)
         self.pose0 = nn.Conv2d(width, width, 3, stride, 1)
         self.pose1 = nn.Conv2d(width, width, 3, stride, 1)
@@ -35,15 +37,15 @@ class PoseHead(nn.Module):
         x = self.relu(self.squeeze(x))
         x = self.relu(self.pose0(x))
         x = self.relu(self.pose1(x))
-        out = 0.01 * self.pose2(x).mean(dim=(2, 3))
-        return out[:, :3], out[:, 3:]
+        out = self.pose2(x).mean(dim=(2, 3))
+        return 0.01 * out[:, :3], self.translation_scale * out[:, 3:]
 
 
 class FusedPoseNet(nn.Module):
     """Canonical (reference camera) motion from two surround frames given in temporal order."""
 
     def __init__(self, grid: geo.VoxelGrid, *, fusion_feat_in_dim: int = 256, weights_path: Optional[str] = None,
-                 weights_init: bool = True):
+                 weights_init: bool = True, translation_scale: float = 0.01):
         super().__init__()
         self.encoder = ResNetEncoder(2, weights_path, weights_init)
         self.aggregate = FeatureAggregator(fusion_feat_in_dim)
@@ -51,7 +53,7 @@ class FusedPoseNet(nn.Module):
         bev_dim = (fusion_feat_in_dim + 1) * grid.size[2]
         self.reduce_dim = nn.Sequential(conv_block(bev_dim, 256, 3, stride=2),
                                         conv_block(256, ResNetEncoder.num_ch_enc[2], 3, stride=2))
-        self.pose_head = PoseHead(ResNetEncoder.num_ch_enc[2])
+        self.pose_head = PoseHead(ResNetEncoder.num_ch_enc[2], translation_scale=translation_scale)
         self.z_dim = grid.size[2]
         self.channels_last = False  # set by VFDepth.set_channels_last
         self.fast = True  # zero-copy z-major BEV (first conv's weight permuted to match); False = reference layout

@@ -27,6 +27,42 @@ def test_benchmark_overrides_make_a_valid_config(bench, tmp_path):
     from vfdepth_core.config import load_config
 
     cfg = load_config(bench.CONFIG, list(bench.BENCH_SETS))
-    assert cfg.loss.photo_pyramid == 0 and cfg.loss.spatio_coeff == 0.3 and cfg.training.amp == "bf16"
-    paper = load_config(bench.CONFIG, [])
+    t = cfg.training
+    assert cfg.loss.photo_pyramid == 2 and cfg.loss.spatio_coeff == 0.3 and t.lr_schedule == "linear"
+    # the smaller images keep 192x320's depth mapping: fx shrinks with the width, so does the focal scale
+    assert (t.height, t.width) == (128, 224)
+    assert t.focal_length_scale == pytest.approx(300.0 * t.width / 320)
+    assert cfg.model.pose_translation_scale == 1.0 and t.ema_decay > 0
+    paper = load_config(bench.CONFIG, [])  # what --paper_objective trains
     assert paper.loss.photo_pyramid == 0 and paper.loss.spatio_coeff == 0.03 and paper.loss.spatio_tempo_coeff == 0.1
+    assert paper.model.pose_translation_scale == 0.01 and paper.training.ema_decay == 0.0
+    assert paper.training.lr_schedule == "step" and (paper.training.height, paper.training.width) == (192, 320)
+
+
+def test_depth_bin_breakdown_adds_up_to_the_metric_mean(bench):
+    """Known answer: the bins' contributions sum to the protocol's metric abs_rel; a prediction 3x too far
+    only on the near points puts the whole error in the nearest bin, with gt/pred 1/3 there."""
+    import torch
+
+    from vfdepth_core.metrics import DepthMetricAccumulator
+
+    gt = torch.zeros(2, 2, 1, 4, 4)
+    gt[..., :2, :] = 2.0   # near points (0-3 m bin)
+    gt[..., 2:, :] = 15.0  # far points (10-20 m bin)
+    gt[1, 1, 0, 3, 3] = 0.0  # one missing LIDAR point: that image has fewer points
+    pred = gt.clone()
+    pred[..., :2, :] = 6.0
+    pred[gt == 0] = 7.0
+    acc = DepthMetricAccumulator(["a", "b"], 0.0, 200.0)
+    acc.update(pred, gt)
+    mean = acc.result()["metric"]["mean"]["abs_rel"]
+    bins = bench.DepthBinBreakdown(0.0, 200.0)
+    bins({"depth_gt": gt}, pred, None)
+    rows = bins.result()
+    assert sum(r["contribution"] for r in rows) == pytest.approx(mean)
+    near, far = rows[0], rows[3]
+    assert near["range_m"] == [0.0, 3.0] and near["abs_rel"] == pytest.approx(2.0)
+    assert near["median_ratio_gt_pred"] == pytest.approx(1 / 3) and far["abs_rel"] == pytest.approx(0.0)
+    assert far["median_ratio_gt_pred"] == pytest.approx(1.0) and rows[1]["points"] == 0
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    assert "0-3 m" in bench.format_bins(rows)

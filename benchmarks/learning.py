@@ -138,11 +138,11 @@ class DepthBinBreakdown:
     def __call__(self, batch, depth, _errors) -> None:
         import numpy as np
 
-        from vfdepth_core.metrics import valid_depth_mask
+        from vfdepth_core.metrics import _LOG_FLOOR_M, valid_depth_mask
 
         gt = batch["depth_gt"].float()
         valid = valid_depth_mask(gt, batch.get("mask"), self.min_depth, self.max_depth)
-        pred = depth.float().clamp(max(self.min_depth, 1e-3), self.max_depth)
+        pred = depth.float().clamp(max(self.min_depth, _LOG_FLOOR_M), self.max_depth)  # as the protocol clamps
         for b in range(gt.shape[0]):
             for n in range(gt.shape[1]):
                 g = gt[b, n][valid[b, n]].numpy().astype(np.float64)

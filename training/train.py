@@ -106,6 +106,7 @@ class Trainer:
         self._saved_at = None
         self._last_save = time.monotonic()
         self._seconds_before = 0.0  # training time of earlier invocations of a resumed run
+        self._time_used = 0.0  # share of training.max_minutes used (rank 0's clock, agreed in _sync_flags)
 
     # ---- set-up ----------------------------------------------------------------------------------
 
@@ -271,17 +272,7 @@ class Trainer:
         t = self.cfg.training
         if t.lr_schedule != "linear":
             return
-        used = self.step / max(1, total_steps)
-        if t.max_minutes is not None:
-            used = max(used, self._train_seconds() / (60.0 * t.max_minutes))
-        used = min(1.0, used)
-        # same value on every rank: rank 0's clock decides (the step count alone is already identical)
-        if self.info.distributed and t.max_minutes is not None:
-            import torch.distributed as dist
-
-            u = torch.tensor([used], dtype=torch.float64, device=self.device)
-            dist.broadcast(u, src=0)
-            used = float(u.item())
+        used = min(1.0, max(self.step / max(1, total_steps), self._time_used))
         lr = t.learning_rate * (1.0 - (1.0 - t.lr_final_fraction) * used)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
@@ -379,12 +370,15 @@ class Trainer:
         elif self._signal is not None:
             reason = f"signal {self._signal}"
         save_due = self.info.is_main and time.monotonic() - self._last_save >= 60.0 * t.checkpoint_minutes
-        flags = torch.tensor([1.0 if reason else 0.0, 1.0 if save_due else 0.0], device=self.device)
+        time_used = (self._train_seconds() / (60.0 * t.max_minutes)
+                     if self.info.is_main and t.max_minutes is not None else 0.0)
+        flags = torch.tensor([1.0 if reason else 0.0, 1.0 if save_due else 0.0, time_used], device=self.device)
         if self.info.distributed:
             import torch.distributed as dist
 
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        stop, save = bool(flags[0].item() > 0), bool(flags[1].item() > 0)
+        stop_f, save_f, self._time_used = flags.tolist()  # the time share is rank 0's (the others send 0)
+        stop, save = stop_f > 0, save_f > 0
         if stop and self.stop_reason is None:
             self.stop_reason = reason or "another rank stopped"
         return stop, save

@@ -12,7 +12,6 @@ every call).
 from __future__ import annotations
 
 import functools
-
 import logging
 import math
 from dataclasses import dataclass, field

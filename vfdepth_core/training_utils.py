@@ -202,7 +202,7 @@ def seed_everything(seed: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Non-finite losses
+# Weight average
 
 
 class WeightEMA:
@@ -238,6 +238,10 @@ class WeightEMA:
         for k, v in state.items():
             self.shadow[k].copy_(v)
         self.updates = int(updates)
+
+
+# --------------------------------------------------------------------------------------------------
+# Non-finite losses
 
 
 class NonFiniteGuard:

@@ -121,3 +121,41 @@ def test_ssim_box_filter_matches_avg_pool():
     den = (mx ** 2 + my ** 2 + 0.01 ** 2) * (sx + sy + 0.03 ** 2)
     ref = ((1 - num / (den + 1e-8)) / 2).clamp(0, 1)
     torch.testing.assert_close(ssim_loss(x, y), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_skip_decoder_paths_and_virtual_views():
+    """model.use_skips (beyond the paper): fast == reference path, cameras use their encoder features and a
+    virtual view at a camera's own pose (no image of its own) decodes with zero skips, i.e. differently."""
+    torch.manual_seed(0)
+    model = VFDepth(tiny_config(6, model__use_skips=True)).eval()
+    b = make_batch(6, batch=2, mask=_mask(6))
+    extra = (b["K"][:, :2].clone(), b["T_ego_cam"][:, :2].clone())  # virtual views = cameras 0 and 1
+    ref = _run(model.set_fast(False), b, extra)
+    fast = _run(model.set_fast(True), b, extra)
+    for r, f in zip(ref, fast):
+        torch.testing.assert_close(f, r, rtol=1e-5, atol=1e-6)
+    d, dv, _ = fast
+    assert (d[:, :2] - dv).abs().max() > 1e-4  # the cameras' skips matter
+    # ...and a model whose skip convs see only zeros for the cameras too decodes them like the virtual views
+    dn = model.depth_net
+    feats, skips = dn.encode_with_skips(b["image_aug"][:, 0])
+    assert [tuple(s.shape[-2:]) for s in skips] == [(16, 24), (32, 48)]
+    with torch.no_grad():
+        vol = dn.fusion(feats, model.voxel_lookup(b["K"], b["T_ego_cam"], b["mask"], (64, 96)))
+        rl = model.ray_lookup(extra[0], extra[1], (64, 96))
+        zero = dn.decode_rays(vol, [rl], skips=[torch.zeros_like(s[:4]) for s in skips])
+    torch.testing.assert_close(zero, dv, rtol=1e-5, atol=1e-6)
+
+
+def test_skip_decoder_gradients_reach_early_encoder_levels():
+    cfg = tiny_config(6, H=32, W=64, model__use_skips=True)
+    b = make_batch(6, H=32, W=64, batch=1, mask=_mask(6, 32, 64))
+    torch.manual_seed(0)
+    model = VFDepth(cfg)
+    total, _ = compute_losses(b, model(b), cfg)
+    total.backward()
+    conv = model.depth_net.decoder.stages[0][1][0]
+    assert conv.in_channels == 64 + 64  # stage output + encoder level 1
+    assert model.depth_net.decoder.stages[1][1][0].in_channels == 32 + 64
+    g = model.depth_net.encoder.layer1[0].conv1.weight.grad
+    assert g is not None and g.abs().sum() > 0

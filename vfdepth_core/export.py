@@ -55,8 +55,9 @@ class InferenceGraph(nn.Module):
 
     def forward(self, images: Tensor, prev_images: Tensor):
         dn = self.model.depth_net
-        volume = dn.fusion.forward_dense(dn.encode(images), self.lk, self.tables)
-        disp = dn.decode_rays(volume, self.rays, dense=True)
+        feats, skips = dn.encode_with_skips(images)
+        volume = dn.fusion.forward_dense(feats, self.lk, self.tables)
+        disp = dn.decode_rays(volume, self.rays, dense=True, skips=skips)
         axis_angle, translation = self.model.pose_net(prev_images, images, self.lk, dense_tables=self.tables)
         out = (disp[:, :self.num_cams], axis_angle, translation)
         if len(self.rays) > 1:

@@ -107,8 +107,8 @@ class VFDepth(nn.Module):
         if m.depth_model == "fsm" and t.aug_depth:
             raise ConfigError("training.aug_depth needs model.depth_model 'fusion': the per-camera 'fsm' baseline "
                               "has no voxel volume to decode other viewpoints from")
-        if m.fusion_level != 2 or m.use_skips:
-            raise ConfigError("model.fusion_level must be 2 and model.use_skips false (the paper's VFDepth)")
+        if m.fusion_level != 2:
+            raise ConfigError(f"model.fusion_level: only 2 (the paper's VFDepth) is implemented, got {m.fusion_level}")
         if m.num_layers != 18:
             raise ConfigError(f"model.num_layers: only 18 (ResNet-18) is implemented, got {m.num_layers}")
         if tuple(t.scales) != (0,):
@@ -121,7 +121,7 @@ class VFDepth(nn.Module):
         if self.fused_depth:
             self.depth_net = FusedDepthNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim,
                                            voxel_pre_dim=m.voxel_pre_dim[-1], proj_d_bins=m.proj_d_bins,
-                                           weights_path=wp, weights_init=wi)
+                                           weights_path=wp, weights_init=wi, use_skips=m.use_skips)
         else:
             self.depth_net = MonoDepthNet(weights_path=wp, weights_init=wi)
         if self.fused_pose:
@@ -241,13 +241,13 @@ class VFDepth(nn.Module):
                                   "has no voxel volume to decode them from")
             return self.depth_net(images), None
         lk = lookup if lookup is not None else self.voxel_lookup(K, T_ego_cam, mask, (H, W))
-        feats = self.depth_net.encode(images)
+        feats, skips = self.depth_net.encode_with_skips(images)
         if self.fast:
             volume = self.depth_net.fusion(feats, lk)
             rls = [self.ray_lookup(K, T_ego_cam, (H, W))]
             if extra_views is not None:
                 rls.append(self.ray_lookup(extra_views[0], extra_views[1], (H, W), cache=cache_extra))
-            disp = self.depth_net.decode_rays(volume, rls)
+            disp = self.depth_net.decode_rays(volume, rls, skips=skips)
             return disp[:, :N], (disp[:, N:] if extra_views is not None else None)
         volume = self.depth_net.fusion(feats, lk, reference=True)
         grid = self.ray_grid(K, T_ego_cam, (H, W))
@@ -256,7 +256,7 @@ class VFDepth(nn.Module):
             Kv, Tv = extra_views
             grid = torch.cat([grid, self.ray_grid(Kv, Tv, (H, W), cache=cache_extra)], 1)
             n_views += Kv.shape[1]
-        disp = self.depth_net.decode_views(volume, grid, n_views)
+        disp = self.depth_net.decode_views(volume, grid, n_views, skips=skips)
         return disp[:, :N], (disp[:, N:] if extra_views is not None else None)
 
     def predict_pose(self, images_early: Tensor, images_late: Tensor, K: Tensor, T_ego_cam: Tensor,

@@ -28,7 +28,8 @@ def test_benchmark_overrides_make_a_valid_config(bench, tmp_path):
 
     cfg = load_config(bench.CONFIG, list(bench.BENCH_SETS))
     t = cfg.training
-    assert cfg.loss.photo_pyramid == 2 and cfg.loss.spatio_coeff == 0.3 and t.lr_schedule == "linear"
+    assert cfg.loss.photo_pyramid == 3 and cfg.loss.spatio_coeff == 0.3 and t.lr_schedule == "linear"
+    assert t.learning_rate == 3e-4
     # the smaller images keep 192x320's depth mapping: fx shrinks with the width, so does the focal scale
     assert (t.height, t.width) == (128, 224)
     assert t.focal_length_scale == pytest.approx(300.0 * t.width / 320)
@@ -37,6 +38,7 @@ def test_benchmark_overrides_make_a_valid_config(bench, tmp_path):
     assert paper.loss.photo_pyramid == 0 and paper.loss.spatio_coeff == 0.03 and paper.loss.spatio_tempo_coeff == 0.1
     assert paper.model.pose_translation_scale == 0.01 and paper.training.ema_decay == 0.0
     assert paper.training.lr_schedule == "step" and (paper.training.height, paper.training.width) == (192, 320)
+    assert paper.training.learning_rate == 1e-4
 
 
 def test_depth_bin_breakdown_adds_up_to_the_metric_mean(bench):

@@ -58,6 +58,8 @@ class ModelConfig:
     pose_model: str = "fusion"
     fusion_level: int = 2
     fusion_feat_in_dim: int = 256
+    # The paper's decoder has no skips (False). True, beyond the paper: its first two stages also take the
+    # encoder's 1/4- and 1/2-scale features (virtual views, which have no image, get zeros there).
     use_skips: bool = False
     voxel_unit_size: Tuple[float, float, float] = (1.0, 1.0, 1.5)
     voxel_size: Tuple[int, int, int] = (100, 100, 20)

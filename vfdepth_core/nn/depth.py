@@ -42,8 +42,6 @@ class DepthDecoder(nn.Module):
             x = F.interpolate(pre(x), scale_factor=2, mode="nearest")
             if i < len(self.skip_dims):
                 s = skips[i] if skips is not None else x.new_zeros(x.shape[0], self.skip_dims[i], *x.shape[-2:])
-                if s.shape[-2:] != x.shape[-2:]:  # image sides not multiples of 8
-                    s = F.interpolate(s, size=x.shape[-2:], mode="nearest")
                 x = torch.cat([x, s.to(x.dtype)], 1)
             x = post(x)
         return torch.sigmoid(self.dispconv(x))
@@ -78,12 +76,15 @@ class FusedDepthNet(nn.Module):
         self.reduce_dim = nn.Sequential(conv_block(voxel_pre_dim * proj_d_bins, 256, 3),
                                         conv_block(256, ResNetEncoder.num_ch_enc[2], 3))
         # skips: encoder level 1 (1/4 scale) into the first stage, level 0 (1/2) into the second
-        self.use_skips = bool(use_skips)
         skip_dims = (ResNetEncoder.num_ch_enc[1], ResNetEncoder.num_ch_enc[0]) if use_skips else ()
         self.decoder = DepthDecoder(ResNetEncoder.num_ch_enc[2], skip_dims=skip_dims)
         self.proj_d_bins = proj_d_bins
         self.channels_last = False  # set by VFDepth.set_channels_last (inputs converted, weights converted there)
         self._wcache = WeightCache()
+
+    @property
+    def use_skips(self) -> bool:
+        return bool(self.decoder.skip_dims)
 
     def encode(self, images: Tensor) -> Tensor:
         """images (B, N, 3, H, W) in [0, 1] -> aggregated features (B, N, C, H/8, W/8)."""

@@ -88,3 +88,35 @@ def vfdepth_cmd(*args: str) -> List[str]:
     import sys
 
     return [sys.executable, "-c", "import sys; from vfdepth_ros.cli import main; sys.exit(main())", *args]
+
+
+def one_line_error(capsys, *argv: str) -> str:
+    """Run `vfdepth *argv` in-process; assert exit 2 with a single-line error and no traceback; return it."""
+    from vfdepth_ros.cli import main
+
+    rc = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def tiny_nuscenes(root: Path, frames: int = 1, keyframe_every: int = 1, hw=(8, 8)) -> Path:
+    """A hand-made nuScenes dataroot (no rendering: black images, three LIDAR points per sweep); returns root."""
+    from vfdepth_core.datasets.synthetic import write_nuscenes
+    from vfdepth_core.datasets.synthetic.drive import Drive, Frame
+
+    rec = tiny_recording(frames=1, cams=6, hw=hw)
+    K = np.stack([c.K for c in rec.cameras])
+    T = np.stack([c.T_ego_cam for c in rec.cameras])
+    imgs = np.zeros((6, *hw, 3), np.uint8)
+    drive = Drive("tiny", "nuscenes", ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT",
+                                       "CAM_BACK_RIGHT", "CAM_BACK"), K, T, np.ones((6, *hw), bool))
+    for f in range(frames):
+        Tw = np.eye(4)
+        Tw[0, 3] = f
+        drive.frames.append(Frame(1_600_000_000_000_000_000 + f * 100_000_000, Tw, imgs, np.zeros((6, *hw), np.float32),
+                                  np.ones((3, 4), np.float32), K, T))
+    write_nuscenes([drive], root, version="v1.0-mini", keyframe_every=keyframe_every, write_depth=False)
+    return root

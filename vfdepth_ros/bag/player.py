@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from vfdepth_ros.bag import common as C
-from vfdepth_ros.bag.common import BagError
+from vfdepth_ros.bag.common import ALLOW_DAMAGED_HELP, BagError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class PlayOptions:
     resend_first_s: float = 3.0  # paced mode: no output for the first frame this long -> publish it again
     domain_id: Optional[int] = None
     progress: bool = True
+    allow_damaged: bool = False
 
 
 def _norm(topic: str) -> str:
@@ -59,7 +60,7 @@ class Player:
             raise BagError(f"--rate {opts.rate}: must be > 0")
         if opts.resend_first_s <= 0:
             raise BagError(f"--resend-first {opts.resend_first_s}: must be > 0 seconds")
-        self.reader = C.open_reader(self.bag)
+        self.reader = C.open_reader(self.bag, opts.allow_damaged)
         conns = self.reader.connections
         by_topic = {_norm(c.topic): c for c in conns}
         if opts.topics:
@@ -279,7 +280,7 @@ class Player:
                 pubs[cid].publish(data)
 
         try:
-            for c, t, raw in C.iter_messages(self.reader, conns, start_ns, stop_ns):
+            for c, t, raw in C.iter_messages(self.reader, conns, start_ns, stop_ns, opts.allow_damaged):
                 if self.stop.is_set():
                     break
                 if t_first is None:
@@ -355,6 +356,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paced mode: publish the first frame again when it has no output after S seconds, "
                              "then after 2S, 4S, ... (a node that discovered the player late missed it; default 3)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default from the environment)")
+    parser.add_argument("--allow-damaged", action="store_true", help=ALLOW_DAMAGED_HELP)
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -364,7 +366,7 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
                        wait_for_subscribers=not args.no_wait_for_subscribers, match_timeout_s=args.match_timeout,
                        match_topics=args.match_topics, wait_for_topic=args.wait_for_topic, pace_topic=args.pace_topic,
                        wait_timeout_s=args.wait_timeout, resend_first_s=args.resend_first,
-                       domain_id=args.domain_id, progress=not args.no_progress)
+                       domain_id=args.domain_id, progress=not args.no_progress, allow_damaged=args.allow_damaged)
 
 
 def main(args: argparse.Namespace) -> int:

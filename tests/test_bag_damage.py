@@ -7,12 +7,11 @@ from __future__ import annotations
 import sqlite3
 import struct
 from pathlib import Path
-from typing import List, Tuple
 
 import numpy as np
 import pytest
 
-from bag_helpers import one_line_error, tiny_recording, write_outputs_bag
+from bag_helpers import mcap_records, one_line_error, tiny_recording, write_outputs_bag
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.convert import write_recording
 from vfdepth_ros.bag.info import summarize
@@ -20,9 +19,6 @@ from vfdepth_ros.bag.repair import repair
 from vfdepth_ros.cli import main
 
 pytest.importorskip("rosbags")
-
-OP_CHANNEL, OP_CHUNK, OP_MESSAGE, OP_DATA_END = 0x04, 0x06, 0x05, 0x0F
-
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> Path:
@@ -32,33 +28,9 @@ def good(tmp_path_factory) -> Path:
     return out
 
 
-def _records(data: bytes) -> Tuple[List[Tuple[int, int]], List[Tuple[int, int, str]], int]:
-    """(chunks (offset, length), message records inside chunks (offset, length, topic), offset of DataEnd)."""
-    chunks, msgs, pos, topics = [], [], 8, {}
-    while True:
-        op, n = data[pos], struct.unpack_from("<Q", data, pos + 1)[0]
-        if op == OP_DATA_END:
-            return chunks, msgs, pos
-        if op == OP_CHUNK:
-            chunks.append((pos, n))
-            b = pos + 9 + 28  # start, end, uncompressed size, crc
-            b += 4 + struct.unpack_from("<I", data, b)[0]  # compression string
-            end = b + 8 + struct.unpack_from("<Q", data, b)[0]
-            q = b + 8
-            while q < end:
-                m = struct.unpack_from("<Q", data, q + 1)[0]
-                if data[q] == OP_CHANNEL:  # id u16, schema id u16, topic string
-                    n_topic = struct.unpack_from("<I", data, q + 13)[0]
-                    topics[struct.unpack_from("<H", data, q + 9)[0]] = data[q + 17:q + 17 + n_topic].decode()
-                if data[q] == OP_MESSAGE:
-                    msgs.append((q, m, topics[struct.unpack_from("<H", data, q + 9)[0]]))
-                q += 9 + m
-        pos += 9 + n
-
-
 def _damaged(good: Path, tmp: Path, kind: str) -> Path:
     data = bytearray(good.read_bytes())
-    chunks, msgs, data_end = _records(bytes(data))
+    chunks, msgs, data_end = mcap_records(bytes(data))
     assert len(chunks) >= 3
     lidar = [r for r in msgs if r[2] == "lidar/points"]
     q, m, _ = lidar[len(lidar) // 2]  # a LIDAR message in the middle (evaluate-bag reads LIDAR)

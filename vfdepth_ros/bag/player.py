@@ -237,9 +237,9 @@ class Player:
         self.pace.frames += 1
         self.pace.resends += resends
         self.pace.resent_frames += resends > 0
-        if acked and resends == 0:  # typical latency of a frame that got through at once
-            self._latency_s = 0.8 * self._latency_s + 0.2 * (time.monotonic() - t0) if self._latency_s else \
-                time.monotonic() - t0
+        if acked:  # typical output latency (a node drops the copies of a frame it has: the output is the first's)
+            dt = time.monotonic() - t0
+            self._latency_s = 0.7 * self._latency_s + 0.3 * dt if self._latency_s else dt
         self.pace.waited.append(stamp_ns)
 
     # ------------------------------------------------------------------ playing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+import struct
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
@@ -88,3 +89,62 @@ def vfdepth_cmd(*args: str) -> List[str]:
     import sys
 
     return [sys.executable, "-c", "import sys; from vfdepth_ros.cli import main; sys.exit(main())", *args]
+
+
+def one_line_error(capsys, *argv: str) -> str:
+    """Run `vfdepth *argv` in-process; assert exit 2 with a single-line error and no traceback; return it."""
+    from vfdepth_ros.cli import main
+
+    rc = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def tiny_nuscenes(root: Path, frames: int = 1, keyframe_every: int = 1, hw=(8, 8)) -> Path:
+    """A hand-made nuScenes dataroot (no rendering: black images, three LIDAR points per sweep); returns root."""
+    from vfdepth_core.datasets.synthetic import write_nuscenes
+    from vfdepth_core.datasets.synthetic.drive import Drive, Frame
+
+    rec = tiny_recording(frames=1, cams=6, hw=hw)
+    K = np.stack([c.K for c in rec.cameras])
+    T = np.stack([c.T_ego_cam for c in rec.cameras])
+    imgs = np.zeros((6, *hw, 3), np.uint8)
+    drive = Drive("tiny", "nuscenes", ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT",
+                                       "CAM_BACK_RIGHT", "CAM_BACK"), K, T, np.ones((6, *hw), bool))
+    for f in range(frames):
+        Tw = np.eye(4)
+        Tw[0, 3] = f
+        drive.frames.append(Frame(1_600_000_000_000_000_000 + f * 100_000_000, Tw, imgs, np.zeros((6, *hw), np.float32),
+                                  np.ones((3, 4), np.float32), K, T))
+    write_nuscenes([drive], root, version="v1.0-mini", keyframe_every=keyframe_every, write_depth=False)
+    return root
+
+
+OP_CHANNEL, OP_MESSAGE, OP_CHUNK, OP_DATA_END = 0x04, 0x05, 0x06, 0x0F
+
+
+def mcap_records(data: bytes) -> Tuple[List[Tuple[int, int]], List[Tuple[int, int, str]], int]:
+    """(chunks (offset, length), message records inside chunks (offset, length, topic), offset of DataEnd)."""
+    chunks, msgs, pos, topics = [], [], 8, {}
+    while True:
+        op, n = data[pos], struct.unpack_from("<Q", data, pos + 1)[0]
+        if op == OP_DATA_END:
+            return chunks, msgs, pos
+        if op == OP_CHUNK:
+            chunks.append((pos, n))
+            b = pos + 9 + 28  # start, end, uncompressed size, crc
+            b += 4 + struct.unpack_from("<I", data, b)[0]  # compression string
+            end = b + 8 + struct.unpack_from("<Q", data, b)[0]
+            q = b + 8
+            while q < end:
+                m = struct.unpack_from("<Q", data, q + 1)[0]
+                if data[q] == OP_CHANNEL:  # id u16, schema id u16, topic string
+                    n_topic = struct.unpack_from("<I", data, q + 13)[0]
+                    topics[struct.unpack_from("<H", data, q + 9)[0]] = data[q + 17:q + 17 + n_topic].decode()
+                if data[q] == OP_MESSAGE:
+                    msgs.append((q, m, topics[struct.unpack_from("<H", data, q + 9)[0]]))
+                q += 9 + m
+        pos += 9 + n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bag_helpers import tiny_recording, write_outputs_bag
+from bag_helpers import one_line_error, tiny_nuscenes, tiny_recording, write_outputs_bag
 from vfdepth_ros.bag.convert import write_recording
 from vfdepth_ros.cli import main
 
@@ -17,13 +17,7 @@ def good_bag(tmp_path_factory):
     return out
 
 
-def _run(capsys, *argv) -> str:
-    rc = main(list(argv))
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_run = one_line_error
 
 
 def test_truncated_and_corrupt_bags(good_bag, tmp_path, capsys):
@@ -90,19 +84,7 @@ def test_existing_output_and_bad_scene(ddad_sample, tmp_path, capsys):
 
 
 def test_missing_nuscenes_scene(tmp_path, capsys):
-    synthetic = pytest.importorskip("vfdepth_core.datasets.synthetic")
-    from vfdepth_core.datasets.synthetic.drive import Drive, Frame
-
-    # a one-frame, hand-made drive keeps this fast (no rendering)
-    rec = tiny_recording(frames=1, cams=6, hw=(8, 8))
-    K = np.stack([c.K for c in rec.cameras])
-    T = np.stack([c.T_ego_cam for c in rec.cameras])
-    imgs = np.zeros((6, 8, 8, 3), np.uint8)
-    drive = Drive("tiny", "nuscenes", ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT",
-                                       "CAM_BACK_RIGHT", "CAM_BACK"), K, T, np.ones((6, 8, 8), bool))
-    drive.frames.append(Frame(1_600_000_000_000_000_000, np.eye(4), imgs, np.zeros((6, 8, 8), np.float32),
-                              np.zeros((3, 4), np.float32), K, T))
-    synthetic.write_nuscenes([drive], tmp_path / "nusc", version="v1.0-mini")
+    tiny_nuscenes(tmp_path / "nusc")
     msg = _run(capsys, "bag", "from-nuscenes", str(tmp_path / "nusc"), "--scene", "scene-9999", "--out",
                str(tmp_path / "n.mcap"))
     assert "scene 'scene-9999' not in" in msg and "scene-0000" in msg

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bag_helpers import decode_all, read_all, tiny_recording, vfdepth_cmd
+from bag_helpers import decode_all, mcap_records, read_all, tiny_recording, vfdepth_cmd
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.convert import write_recording
 from vfdepth_ros.dds import loopback_env
@@ -155,3 +155,80 @@ def test_paced_play_sends_the_first_frame_again_when_it_got_no_output(tiny_bag, 
     assert "publishing it again" in log and "no output for stamp" not in log, log
     stamps = [C.stamp_to_ns(m.header.stamp) for m in decode_all(tiny_bag, "camera_00/image_raw")]
     assert seen == [stamps[0]] + stamps, (seen, log)  # first frame twice, then each frame once, in order
+
+
+def _echo_node(ctx, on_image):
+    """An in-process stand-in for the depth node: camera_00/image_raw in, on_image(msg, pub) decides."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from vfdepth_ros.bag.rosnode import rclpy_qos
+
+    node = rclpy.create_node("lossy_echo", context=ctx)
+    pub = node.create_publisher(Image, "camera_00/depth", rclpy_qos(False))
+    node.create_subscription(Image, "camera_00/image_raw", lambda m: on_image(m, pub), rclpy_qos(False))
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    return ex
+
+
+def _paced_play(tiny_bag, ros_domain_id, on_image, *extra):
+    import rclpy
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=ros_domain_id)
+    try:
+        ex = _echo_node(ctx, on_image)
+        play = _start(["bag", "play", str(tiny_bag), "--as-fast-as-possible", "--no-progress",
+                       "--match-topics", "camera_00/image_raw", "--match-timeout", "30",
+                       "--wait-for-topic", "camera_00/depth", "--wait-timeout", "60", "--resend-after", "1",
+                       "--max-resends", "2", *extra], ros_domain_id)
+        deadline = time.monotonic() + 90
+        while play.poll() is None and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        return _finish(play, timeout=10)
+    finally:
+        rclpy.shutdown(context=ctx)
+
+
+def test_paced_play_resends_lost_frames_and_reports_the_ones_without_output(tiny_bag, ros_domain_id):
+    """A node that loses frame 1 once and never answers frame 3: frame 1 is re-sent and goes through,
+    frame 3 is re-sent --max-resends times and counted as lost (not waited out for --wait-timeout),
+    the run ends with a summary and exit 1; --tolerate-lost makes that exit 0."""
+    stamps = [C.stamp_to_ns(m.header.stamp) for m in decode_all(tiny_bag, "camera_00/image_raw")]
+    for extra, want_rc in (((), 1), (("--tolerate-lost",), 0)):
+        seen = []
+
+        def on_image(msg, pub):
+            t = C.stamp_to_ns(msg.header.stamp)
+            seen.append(t)
+            if t == stamps[3] or (t == stamps[1] and seen.count(t) == 1):
+                return  # dropped on purpose
+            pub.publish(msg)
+
+        rc, log = _paced_play(tiny_bag, ros_domain_id, on_image, *extra)
+        assert rc == want_rc, log
+        assert "5 frames sent, 4 outputs seen" in log and f"1 frames lost (stamps {stamps[3]})" in log, log
+        assert "counted as lost" in log and "after 60" not in log, log
+        assert seen.count(stamps[1]) >= 2 and seen.count(stamps[3]) == 3, (seen, log)  # 1 + --max-resends
+        assert sorted(set(seen)) == stamps and [t for i, t in enumerate(seen) if t not in seen[:i]] == stamps
+        if want_rc:
+            assert "error: 1 of 5 frames got no camera_00/depth output" in log
+
+
+def test_play_refuses_a_damaged_bag(tiny_bag, tmp_path, ros_domain_id):
+    data = tiny_bag.read_bytes()
+    reader = C.open_reader(tiny_bag)
+    n = sum(c.msgcount for c in reader.connections)
+    reader.close()
+    # drop one message record's opcode inside the chunk: readers skip it, the index still counts it
+    _, msgs, _ = mcap_records(data)
+    bad = bytearray(data)
+    bad[msgs[len(msgs) // 2][0]] ^= 0x5A
+    path = tmp_path / "bad.mcap"
+    path.write_bytes(bytes(bad))
+    play = _start(["bag", "play", str(path), "--as-fast-as-possible", "--no-progress", "--no-wait-for-subscribers"],
+                  ros_domain_id)
+    rc, log = _finish(play, timeout=60)
+    assert rc == 2 and f"read {n - 1} of the {n} messages its index lists" in log and "Traceback" not in log, log

@@ -158,7 +158,7 @@ def pictures(bag: Path, outputs: Path, out_dir: Path, res: dict) -> None:
         reader = C.open_reader(path)
         d = {}
         try:
-            for conn, _, raw in reader.messages():
+            for conn, _, raw in C.iter_messages(reader):
                 name = conn.topic.lstrip("/")
                 if name.endswith(suffix) and not name.endswith("camera_info"):
                     m = C.deserialize(raw, conn.msgtype)

@@ -103,6 +103,7 @@ class Trainer:
         self._signal = None
         self.writer = None
         self.last_val: Optional[dict] = None
+        self.best_val: Optional[dict] = None  # {"step", "abs_rel"} of best.pt (logging.keep_best)
         self._saved_at = None
         self._last_save = time.monotonic()
         self._seconds_before = 0.0  # training time of earlier invocations of a resumed run
@@ -227,6 +228,7 @@ class Trainer:
             else:
                 logger.warning("%s holds no weight average: training.ema_decay starts one from its weights", path)
                 self.ema = tu.WeightEMA(self.model_core, self.cfg.training.ema_decay)
+        self.best_val = extra.get("best_val")
         rng_by_rank = extra.get("rng_by_rank") or {}
         restore_rng(rng_by_rank.get(str(self.info.rank), ck.get("rng")))
         logger.info("resumed %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch, self.batch_in_epoch)
@@ -255,12 +257,35 @@ class Trainer:
             extra["ema_updates"] = self.ema.updates
         if self.last_val is not None:
             extra["last_val"] = _plain(self.last_val)
+        if self.best_val is not None:
+            extra["best_val"] = dict(self.best_val)
         avg = self.ema.state_dict() if self.ema is not None else None
         kw = dict(optimizer=self.optimizer, scheduler=self.scheduler, step=self.step, epoch=self.epoch, extra=extra)
         save_checkpoint(self.ckpt_dir / "latest.pt", self.model_core, self.cfg, averaged=avg, **kw)
         if per_epoch is not None:  # weights only (as the paper's weights_N); latest.pt is the one to resume
             save_checkpoint(self.ckpt_dir / f"epoch_{per_epoch:03d}.pt", self.model_core, self.cfg, step=self.step,
                             epoch=self.epoch, extra={"last_val": extra.get("last_val", {})}, averaged=avg)
+        lg = self.cfg.logging
+        tu.prune_epoch_checkpoints(self.ckpt_dir, lg.keep_last_checkpoints, lg.keep_every_epochs)
+        n, size = tu.disk_use(self.ckpt_dir)
+        logger.info("checkpoint disk use: %d files, %.1f MB in %s (keep_last_checkpoints %d, keep_every_epochs %d%s)",
+                    n, size / 1e6, self.ckpt_dir, lg.keep_last_checkpoints, lg.keep_every_epochs,
+                    ", best.pt" if lg.keep_best else "")
+
+    def _save_best(self) -> None:
+        """logging.keep_best: best.pt (weights only) when the newest validation has the lowest metric abs_rel."""
+        from vfdepth_core.checkpoint import save_checkpoint
+
+        score = ((self.last_val or {}).get("metric") or {}).get("abs_rel")
+        if not self.cfg.logging.keep_best or score is None or not math.isfinite(score):
+            return
+        if self.best_val is not None and score >= self.best_val["abs_rel"]:
+            return
+        self.best_val = {"step": self.step, "abs_rel": float(score)}
+        save_checkpoint(self.ckpt_dir / "best.pt", self.model_core, self.cfg, step=self.step, epoch=self.epoch,
+                        extra={"last_val": _plain(self.last_val)},
+                        averaged=self.ema.state_dict() if self.ema is not None else None)
+        logger.info("best.pt: metric abs_rel %.4f at step %d", score, self.step)
 
     def _train_seconds(self) -> float:
         """Training wall time so far, earlier invocations of a resumed run included."""
@@ -356,6 +381,7 @@ class Trainer:
         logger.info("validation at step %d: metric abs_rel %.3f d1 %.3f | median abs_rel %.3f d1 %.3f (%d samples, %.0f s)",
                     self.step, _f(m["abs_rel"]), _f(m["d1"]), _f(md["abs_rel"]), _f(md["d1"]), res["samples"],
                     res["seconds"])
+        self._save_best()
 
     # ---- loop ------------------------------------------------------------------------------------
 

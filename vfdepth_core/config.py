@@ -186,6 +186,13 @@ class LoggingConfig:
     log_frequency: int = 1000
     late_log_frequency: int = 5000
     save_frequency: int = 1
+    # Beyond the paper (which keeps every epoch's weights): keep only the newest this many
+    # checkpoints/epoch_NNN.pt (0 = keep all, the paper's behaviour), plus those of every
+    # keep_every_epochs-th epoch (0 = none); keep_best writes checkpoints/best.pt, the weights of the
+    # validation with the lowest metric abs_rel. latest.pt (what --resume reads) is always kept.
+    keep_last_checkpoints: int = 2
+    keep_every_epochs: int = 0
+    keep_best: bool = True
 
 
 @dataclass(frozen=True)
@@ -389,6 +396,10 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: training.ema_decay must lie in [0, 1) (0 = no weight average), got {t.ema_decay}")
     if not 0.0 <= t.lr_final_fraction <= 1.0:
         raise ConfigError(f"{source}: training.lr_final_fraction must lie in [0, 1], got {t.lr_final_fraction}")
+    lg = cfg.logging
+    if lg.keep_last_checkpoints < 0 or lg.keep_every_epochs < 0:
+        raise ConfigError(f"{source}: logging.keep_last_checkpoints and keep_every_epochs must be >= 0 (0 = keep all "
+                          f"/ none), got {lg.keep_last_checkpoints} and {lg.keep_every_epochs}")
     if m.depth_model not in ("fusion", "fsm") or m.pose_model not in ("fusion", "fsm"):
         raise ConfigError(f"{source}: model.depth_model/pose_model must be 'fusion' or 'fsm'")
     if cfg.data.dataset not in ("ddad", "nuscenes", "synthetic"):

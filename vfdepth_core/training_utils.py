@@ -12,10 +12,11 @@ import logging
 import math
 import os
 import random
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -470,6 +471,28 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return p
 
 
+_EPOCH_CKPT = re.compile(r"epoch_(\d+)\.pt")
+
+
+def prune_epoch_checkpoints(ckpt_dir: str | Path, keep_last: int, keep_every: int = 0) -> List[Path]:
+    """Delete ``epoch_NNN.pt`` files in `ckpt_dir` except the newest `keep_last` (0 = keep all) and
+    those of every `keep_every`-th epoch (NNN is the 0-based epoch: epochs K, 2K, ... are NNN = K-1, ...).
+    Other files (latest.pt, best.pt) are never touched. Returns the deleted paths."""
+    if keep_last <= 0:
+        return []
+    found = sorted((int(m.group(1)), p) for p in Path(ckpt_dir).iterdir() if (m := _EPOCH_CKPT.fullmatch(p.name)))
+    doomed = [p for n, p in found[:-keep_last] if not (keep_every > 0 and (n + 1) % keep_every == 0)]
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    return doomed
+
+
+def disk_use(folder: str | Path) -> Tuple[int, int]:
+    """(number of files, bytes) directly in `folder`."""
+    sizes = [p.stat().st_size for p in Path(folder).iterdir() if p.is_file()]
+    return len(sizes), sum(sizes)
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
@@ -575,6 +598,7 @@ __all__ = [
     "check_checkpoint_compatible",
     "colorize_depth_np",
     "depth_mosaic",
+    "disk_use",
     "free_port",
     "grads_finite",
     "image_to_uint8",
@@ -582,6 +606,7 @@ __all__ = [
     "init_distributed",
     "launched_by_torchrun",
     "pick_device",
+    "prune_epoch_checkpoints",
     "rgb_mosaic",
     "seed_everything",
     "tile",

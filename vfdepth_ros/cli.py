@@ -35,10 +35,9 @@ def _user_error_types() -> tuple:
     types.append(importlib.import_module("vfdepth_ros.cli").UserError)
     for mod, name in (("vfdepth_core.config", "ConfigError"), ("vfdepth_core.datasets.common", "DatasetError"),
                       ("vfdepth_core.geometry", "ShapeError")):
-        try:
-            types.append(getattr(importlib.import_module(mod), name))
-        except (ImportError, AttributeError):
-            pass
+        # only modules already imported can have raised: importing one here (torch) would take seconds
+        if hasattr(sys.modules.get(mod), name):
+            types.append(getattr(sys.modules[mod], name))
     return tuple(types)
 
 

@@ -482,16 +482,11 @@ def _typestore():
 class _Bag:
     """One open bag: connections by topic, decoder, ordered message iterator (header stamps)."""
 
-    def __init__(self, path: Path, index: int) -> None:
-        from rosbags.rosbag2 import Reader
+    def __init__(self, path: Path, index: int, allow_damaged: bool = False) -> None:
+        from vfdepth_ros.bag import common as C
 
-        if not path.exists():
-            raise UserError(f"{path}: no such bag (give a .mcap file or a rosbag2 directory)")
-        try:
-            self.reader = Reader(path)
-            self.reader.open()
-        except Exception as exc:  # rosbags raises assorted errors on damage
-            raise UserError(f"{path}: cannot open as a ROS 2 bag ({type(exc).__name__}: {exc})") from None
+        self.reader = C.open_reader(path, allow_damaged)  # one-line BagError (a UserError) on damage
+        self.allow_damaged = allow_damaged
         self.path = path
         self.index = index
         self.ts = _typestore()
@@ -508,18 +503,16 @@ class _Bag:
             log.warning("%s: skipping message types rosbags does not know: %s", self.path, ", ".join(sorted(skipped)))
         if not conns:
             return
-        try:
-            for conn, t_ns, raw in self.reader.messages(connections=conns):
-                try:
-                    msg = self.ts.deserialize_cdr(raw, conn.msgtype)
-                except Exception as exc:  # noqa: BLE001 - one bad message should not end the recording
-                    log.warning("%s: cannot decode a %s on %s (%s); skipped", self.path, conn.msgtype, conn.topic, exc)
-                    continue
-                yield int(t_ns), self.index, conn.topic, conn.msgtype, msg
-        except UserError:
-            raise
-        except Exception as exc:
-            raise UserError(f"{self.path}: bag is truncated or corrupt part-way ({type(exc).__name__}: {exc})") from None
+        from vfdepth_ros.bag import common as C
+
+        # damage and messages missing from the bag's index: BagError, or a warning with allow_damaged
+        for conn, t_ns, raw in C.iter_messages(self.reader, conns, allow_damaged=self.allow_damaged):
+            try:
+                msg = self.ts.deserialize_cdr(raw, conn.msgtype)
+            except Exception as exc:  # noqa: BLE001 - one bad message should not end the recording
+                log.warning("%s: cannot decode a %s on %s (%s); skipped", self.path, conn.msgtype, conn.topic, exc)
+                continue
+            yield int(t_ns), self.index, conn.topic, conn.msgtype, msg
 
     def close(self) -> None:
         self.reader.close()
@@ -581,17 +574,18 @@ def _transform_matrix(tf) -> np.ndarray:
 
 def record_bags(bags: Sequence[str | Path], out: str | Path, every: int = 1, jpeg_quality: int = 85,
                 depth_range_m: Optional[Tuple[float, float]] = None, fixed_frame: str = FIXED_FRAME,
-                logger: Optional[FrameLogger] = None) -> ViewSummary:
+                logger: Optional[FrameLogger] = None, allow_damaged: bool = False) -> ViewSummary:
     """Write a rerun recording of one or more bags (merged by time) to `out` (.rrd); see the module doc.
 
     every: log every n-th message of each image/depth/point-cloud topic (TF and odometry always).
+    allow_damaged: show the readable part of a damaged bag (warning) instead of stopping with an error.
     """
     paths = [Path(b) for b in bags]
     if not paths:
         raise UserError("give at least one bag")
     if every < 1:
         raise UserError(f"--every must be >= 1, got {every}")
-    opened = [_Bag(p, i) for i, p in enumerate(paths)]
+    opened = [_Bag(p, i, allow_damaged) for i, p in enumerate(paths)]
     try:
         return _record(opened, out, every, jpeg_quality, depth_range_m, fixed_frame, logger)
     finally:
@@ -811,6 +805,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="colour range of depth images in metres (default: rerun picks per image)")
     parser.add_argument("--fixed-frame", default=FIXED_FRAME, help="TF frame shown as the world (default odom)")
     parser.add_argument("--verify", action="store_true", help="check the file with `rerun rrd verify` afterwards")
+    parser.add_argument("--allow-damaged", action="store_true",
+                        help="show the readable part of a damaged bag (warning) instead of stopping with an error")
     parser.add_argument("--serve", action="store_true", help="then serve it to a web browser (rerun web viewer) until Ctrl-C")
     parser.add_argument("--bind", default=DEFAULT_BIND, help="address the server listens on (default loopback only)")
     parser.add_argument("--port", type=int, default=9876, help="gRPC port of the server")
@@ -826,7 +822,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     summary = record_bags(args.bags, out, every=args.every, jpeg_quality=args.jpeg_quality,
                           depth_range_m=tuple(args.depth_range) if args.depth_range else None,
-                          fixed_frame=args.fixed_frame)
+                          fixed_frame=args.fixed_frame, allow_damaged=args.allow_damaged)
     dt = time.perf_counter() - t0
     total = sum(summary.messages.values())
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {total} messages from {len(args.bags)} bag(s) "

@@ -53,7 +53,9 @@ def parse_timestamp_ns(iso: str) -> int:
     return secs * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
-def _stamp_ns(datum: dict, filename: str) -> int:
+def datum_stamp_ns(datum: dict, filename: str) -> int:
+    """A DGP datum's stamp in ns since the epoch: ``id.timestamp`` when it fits int64, else the 17-digit
+    file name in units of 100 ns (see the module docstring), else 0."""
     ns = parse_timestamp_ns(datum["id"]["timestamp"]) if datum.get("id", {}).get("timestamp") else None
     if ns is not None and 0 <= ns <= _INT64_MAX:
         return ns
@@ -76,8 +78,9 @@ def read_lidar_npz(path: str) -> np.ndarray:
         raise
     except Exception as exc:
         raise DatasetError(f"LIDAR file unreadable: {path} ({exc})") from None
-    if pts.ndim != 2 or pts.shape[1] < 3:
-        raise DatasetError(f"{path}: LIDAR 'data' must be N x 4 (X, Y, Z, INTENSITY), got {pts.shape}")
+    if pts.ndim != 2 or pts.shape[1] < 3 or pts.dtype.kind not in "fiu":
+        raise DatasetError(f"{path}: LIDAR 'data' must be a numeric N x 4 array (X, Y, Z, INTENSITY), got "
+                           f"{pts.dtype} {pts.shape}")
     if pts.shape[1] < 4:
         pts = np.concatenate([pts, np.zeros((len(pts), 1), pts.dtype)], 1)
     return pts[:, :4].astype(np.float32)
@@ -86,6 +89,46 @@ def read_lidar_npz(path: str) -> np.ndarray:
 def _intrinsics_matrix(d: dict) -> np.ndarray:
     return np.array([[d["fx"], d.get("skew", 0.0), d["cx"]], [0.0, d["fy"], d["cy"]], [0.0, 0.0, 1.0]],
                     dtype=np.float64)
+
+
+def read_scene_files(data_path: str | Path, split: str) -> List[str]:
+    """The scene JSON files (relative to the folder of ``ddad.json``) of a split, validated."""
+    data_path = Path(data_path)
+    if split not in SPLIT_IDS:
+        raise DatasetError(f"unknown split '{split}' (use train, val or test)")
+    top = read_json(data_path, "DDAD dataset file (ddad.json)")
+    splits = top.get("scene_splits") if isinstance(top, dict) else None
+    if not isinstance(splits, dict):
+        raise DatasetError(f"{data_path}: no 'scene_splits' (is this a DGP ddad.json?)")
+    sid = SPLIT_IDS[split]
+    if sid not in splits:
+        raise DatasetError(f"{data_path}: scene_splits has no split \"{sid}\" ({split}); it has {sorted(splits)}")
+    files = splits[sid].get("filenames", []) if isinstance(splits[sid], dict) else None
+    if not files or not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise DatasetError(f"{data_path}: split \"{sid}\" ({split}) lists no scene files")
+    return files
+
+
+def read_calibration(path: str | Path, cameras: Sequence[str]) -> Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]:
+    """A DGP calibration file -> K (N, 3, 3) and T_ego_cam (N, 4, 4) of `cameras` (sensor names), and
+    T_ego_sensor of every sensor it names; DatasetError naming the file when it is malformed or lacks a camera."""
+    c = read_json(path, "calibration file")
+    names = c.get("names") if isinstance(c, dict) else None
+    if not isinstance(names, list):
+        raise DatasetError(f"{path}: no 'names' list (is this a DGP calibration file?)")
+    for need in ("intrinsics", "extrinsics"):
+        if not isinstance(c.get(need), list) or len(c[need]) != len(names):
+            raise DatasetError(f"{path}: '{need}' must be a list with one entry per name ({len(names)})")
+    missing = [cam for cam in cameras if cam not in names]
+    if missing:
+        raise DatasetError(f"{path}: unknown camera(s) {missing}: this calibration file lacks them; "
+                           f"it has {names} (fix the camera list)")
+    try:
+        T_all = {n: quat_pose_to_matrix(e["rotation"], e["translation"]) for n, e in zip(names, c["extrinsics"])}
+        K = np.stack([_intrinsics_matrix(c["intrinsics"][names.index(cam)]) for cam in cameras])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DatasetError(f"{path}: malformed intrinsics/extrinsics entry ({type(exc).__name__}: {exc})") from None
+    return K, np.stack([T_all[cam] for cam in cameras]), T_all
 
 
 class DDADDataset(SurroundDataset):
@@ -109,19 +152,7 @@ class DDADDataset(SurroundDataset):
         self.data_root = self.data_path.parent
         self.cameras = [c.upper() for c in cameras]
         self.lidar_name = lidar_name
-        if split not in SPLIT_IDS:
-            raise DatasetError(f"unknown split '{split}' (use train, val or test)")
-        top = read_json(self.data_path, "DDAD dataset file (ddad.json)")
-        splits = top.get("scene_splits") if isinstance(top, dict) else None
-        if not isinstance(splits, dict):
-            raise DatasetError(f"{self.data_path}: no 'scene_splits' (is this a DGP ddad.json?)")
-        sid = SPLIT_IDS[split]
-        if sid not in splits:
-            raise DatasetError(f"{self.data_path}: scene_splits has no split \"{sid}\" ({split}); "
-                               f"it has {sorted(splits)}")
-        files = splits[sid].get("filenames", []) if isinstance(splits[sid], dict) else None
-        if not files or not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-            raise DatasetError(f"{self.data_path}: split \"{sid}\" ({split}) lists no scene files")
+        files = read_scene_files(self.data_path, split)
         for f in files:
             try:
                 self._add_scene(self.data_root / f)
@@ -157,20 +188,7 @@ class DDADDataset(SurroundDataset):
 
         def calibration(key: str) -> Tuple[np.ndarray, np.ndarray]:
             if key not in calib_cache:
-                path = scene_dir / "calibration" / f"{key}.json"
-                c = read_json(path, "calibration file")
-                names = c.get("names", [])
-                for need in ("intrinsics", "extrinsics"):
-                    if len(c.get(need, [])) != len(names):
-                        raise DatasetError(f"{path}: '{need}' must have one entry per name ({len(names)})")
-                missing = [cam for cam in self.cameras if cam not in names]
-                if missing:
-                    raise DatasetError(f"{path}: unknown camera(s) {missing}; this calibration has {names} "
-                                       "(fix data.cameras)")
-                idx = [names.index(cam) for cam in self.cameras]
-                K = np.stack([_intrinsics_matrix(c["intrinsics"][i]) for i in idx])
-                T = np.stack([quat_pose_to_matrix(c["extrinsics"][i]["rotation"], c["extrinsics"][i]["translation"])
-                              for i in idx])
+                K, T, _ = read_calibration(scene_dir / "calibration" / f"{key}.json", self.cameras)
                 calib_cache[key] = (K, T)
             return calib_cache[key]
 
@@ -200,7 +218,7 @@ class DDADDataset(SurroundDataset):
             for cam in self.cameras:
                 im = by_name[cam]["datum"]["image"]
                 paths.append(str(scene_dir / im["filename"]))
-                stamps.append(_stamp_ns(by_name[cam], im["filename"]))
+                stamps.append(datum_stamp_ns(by_name[cam], im["filename"]))
             lid = by_name.get(self.lidar_name)
             if lid is not None and "point_cloud" in lid["datum"]:
                 pc = lid["datum"]["point_cloud"]

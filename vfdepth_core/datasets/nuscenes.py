@@ -42,14 +42,18 @@ def _pose(rec: dict) -> np.ndarray:
     return quat_pose_to_matrix({"qw": r[0], "qx": r[1], "qy": r[2], "qz": r[3]}, {"x": t[0], "y": t[1], "z": t[2]})
 
 
+PCD_BIN_POINT_BYTES = 5 * 4  # x, y, z, intensity, ring as little-endian float32
+
+
 def read_pcd_bin(path: str) -> np.ndarray:
     """nuScenes LIDAR .pcd.bin (float32 x5: x, y, z, intensity, ring) -> (P, 4) float32 in the sensor frame."""
     if not os.path.isfile(path):
         raise DatasetError(f"LIDAR file not found: {path}")
-    raw = np.fromfile(path, dtype=np.float32)
-    if raw.size % 5:
-        raise DatasetError(f"LIDAR file truncated or not float32 x5: {path} ({raw.size} floats)")
-    return raw.reshape(-1, 5)[:, :4]
+    size = os.path.getsize(path)
+    if size % PCD_BIN_POINT_BYTES:
+        raise DatasetError(f"LIDAR file truncated or not float32 x5: {path} ({size} bytes, not a multiple of "
+                           f"{PCD_BIN_POINT_BYTES}); re-download it")
+    return np.fromfile(path, dtype="<f4").reshape(-1, 5)[:, :4]
 
 
 def _read_split_file(path: str) -> List[str]:

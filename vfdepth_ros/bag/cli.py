@@ -14,7 +14,7 @@ ACTIONS = {
     "from-nuscenes": ("vfdepth_ros.bag.convert_cli", "nuscenes", "convert one nuScenes scene to a bag"),
     "from-synthetic": ("vfdepth_ros.bag.convert_cli", "synthetic", "generate a synthetic drive and write it as a bag"),
     "info": ("vfdepth_ros.bag.info", None, "summarize a bag: topics, types, counts, duration, rate"),
-    "repair": ("vfdepth_ros.bag.repair", None, "salvage the messages of an MCAP file a killed recorder left unfinished"),
+    "repair": ("vfdepth_ros.bag.repair", None, "salvage the readable messages of a damaged MCAP file or one a killed recorder left unfinished"),
     "play": ("vfdepth_ros.bag.player", None, "publish a bag with rclpy (no ros2 bag needed)"),
     "record": ("vfdepth_ros.bag.recorder", None, "record topics to an MCAP bag with rclpy"),
 }

@@ -91,8 +91,23 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def open_reader(path: str | Path):
-    """Open a bag (a .mcap/.db3 file or a rosbag2 directory) for reading, or raise BagError."""
+ALLOW_DAMAGED_HELP = ("go on with the readable part of a damaged bag (warning, exit 0) instead of stopping with "
+                      "an error; a truncated MCAP is salvaged first (`vfdepth bag repair` recovers the most)")
+
+
+def repair_hint(path: str | Path) -> str:
+    p = Path(path)
+    if p.suffix == ".mcap" or (p.is_dir() and any(p.glob("*.mcap"))):
+        return (f"`vfdepth bag repair {path} -o repaired.mcap` salvages what can be read, or pass --allow-damaged "
+                "to use the readable part as it is")
+    return "re-record or re-convert it, or pass --allow-damaged to use the readable part as it is"
+
+
+def open_reader(path: str | Path, allow_damaged: bool = False):
+    """Open a bag (a .mcap/.db3 file or a rosbag2 directory) for reading, or raise BagError.
+
+    `allow_damaged`: an MCAP file that cannot be opened (truncated, no summary) is salvaged record by
+    record (`bag repair`) into a temporary bag, which is opened instead, with a warning."""
     from rosbags.rosbag2 import Reader
 
     path = Path(path)
@@ -104,20 +119,59 @@ def open_reader(path: str | Path):
     except FileNotFoundError as exc:
         raise BagError(f"{path}: not a bag ({exc}); give a .mcap/.db3 file or a directory with metadata.yaml") from None
     except Exception as exc:  # rosbags raises ReaderError and assorted struct/yaml errors on damage
+        if allow_damaged and path.suffix == ".mcap":
+            return _open_salvaged(path, exc)
         raise BagError(f"{path}: cannot read bag, it is truncated or corrupt ({type(exc).__name__}: {one_line(exc)}); "
-                       "re-create or re-record it") from None
+                       f"{repair_hint(path)}") from None
     return reader
 
 
-def iter_messages(reader, connections=(), start: Optional[int] = None, stop: Optional[int] = None):
-    """Messages (connection, log_time_ns, raw CDR bytes), with damage reported as BagError."""
+def _open_salvaged(path: Path, exc: BaseException):
+    """--allow-damaged: open what `bag repair` salvages from `path` (a temporary copy, removed at exit)."""
+    import atexit
+    import tempfile
+
+    from vfdepth_ros.bag.repair import repair
+
+    tmp = Path(tempfile.mkdtemp(prefix="vfdepth-salvage-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    counts = repair(path, tmp / path.name)
+    log.warning("%s: damaged (%s: %s); using the %d messages salvaged from it", path, type(exc).__name__,
+                one_line(exc), sum(counts.values()))
+    return open_reader(tmp / path.name)
+
+
+def iter_messages(reader, connections=(), start: Optional[int] = None, stop: Optional[int] = None,
+                  allow_damaged: bool = False):
+    """Messages (connection, log_time_ns, raw CDR bytes), checked against the bag's own index.
+
+    A read that stops on damage, or a whole-bag read (no `start`/`stop` inside the bag's span) that
+    yields fewer messages per topic than the bag's summary/metadata counts, raises BagError naming the
+    bag and how much was readable; with `allow_damaged` it logs a warning and ends with what was read."""
+    conns = list(connections) or list(reader.connections)
+    whole = (start is None or start <= reader.start_time) and (stop is None or stop > reader.end_time)
+    got: Dict[int, int] = {c.id: 0 for c in conns}
     try:
-        yield from reader.messages(connections=connections, start=start, stop=stop)
+        for c, t, raw in reader.messages(connections=connections, start=start, stop=stop):
+            got[c.id] = got.get(c.id, 0) + 1
+            yield c, t, raw
     except BagError:
         raise
     except Exception as exc:
-        raise BagError(f"{reader.path}: bag is truncated or corrupt part-way ({type(exc).__name__}: {one_line(exc)}); "
-                       "re-create or re-record it") from None
+        _damaged(reader, conns, got, f"unreadable part-way ({type(exc).__name__}: {one_line(exc)})", allow_damaged)
+        return
+    if whole and any(got[c.id] < c.msgcount for c in conns):
+        _damaged(reader, conns, got, "damaged or truncated", allow_damaged)
+
+
+def _damaged(reader, conns, got: Dict[int, int], what: str, allow_damaged: bool) -> None:
+    expected = sum(c.msgcount for c in conns)
+    short = [f"{c.topic} {got[c.id]}/{c.msgcount}" for c in conns if got[c.id] < c.msgcount]
+    msg = (f"{reader.path}: bag is {what}: read {sum(got.values())} of the {expected} messages its index lists"
+           + (f" ({', '.join(short[:4])}{', ...' if len(short) > 4 else ''})" if short else ""))
+    if not allow_damaged:
+        raise BagError(f"{msg}; {repair_hint(reader.path)}")
+    log.warning("%s; --allow-damaged: going on with the readable part", msg)
 
 
 def deserialize(raw: bytes, msgtype: str):

@@ -17,7 +17,6 @@ Stamps are the dataset's (header stamp = bag log time). Ground-truth odometry is
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,12 +87,12 @@ def _dgp_pose(p: dict) -> np.ndarray:
 
 
 def ddad_stamp_ns(datum: dict, filename: str) -> int:
-    """A DGP datum's stamp in ns since the epoch, by the DDAD loader's rule (vfdepth_core.datasets.ddad):
-    ``id.timestamp`` when it fits int64 ns, else the 17-digit file name in units of 100 ns (DGP's
-    sample scene writes timestamps 10x too large, year 2464, which builtin_interfaces/Time cannot hold)."""
-    from vfdepth_core.datasets.ddad import _stamp_ns
+    """A DGP datum's stamp in ns since the epoch, by the DDAD loader's rule
+    (:func:`vfdepth_core.datasets.ddad.datum_stamp_ns`; DGP's sample scene writes timestamps 10x too
+    large, year 2464, which builtin_interfaces/Time cannot hold, and then the file name is used)."""
+    from vfdepth_core.datasets.ddad import datum_stamp_ns
 
-    return int(_stamp_ns(datum, filename))
+    return int(datum_stamp_ns(datum, filename))
 
 
 def _read_jpeg_bytes(path: Path) -> Callable[[], Tuple[str, bytes, str]]:
@@ -127,55 +126,61 @@ def _encode(rgb: np.ndarray, fmt: str) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------ DDAD
-def _split_key(split: str) -> str:
-    keys = {"train": "0", "val": "1", "0": "0", "1": "1", "test": "2", "2": "2"}
-    if split not in keys:
+def _split_name(split: str) -> str:
+    names = {"train": "train", "val": "val", "test": "test", "0": "train", "1": "val", "2": "test"}
+    if split not in names:
         raise BagError(f"--split {split!r}: choose train or val")
-    return keys[split]
+    return names[split]
+
+
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
 def ddad_recording(ddad_json: str | Path, split: str = "val", scene: int = 0, cameras: Sequence[str] = DDAD_CAMERAS,
                    lidar: bool = True) -> Recording:
-    """Read one scene of a DDAD (DGP) dataset file with plain json/numpy."""
+    """Read one scene of a DDAD (DGP) dataset file with the core's validated readers
+    (vfdepth_core.datasets.ddad, as training does); malformed files raise one-line DatasetErrors."""
+    from vfdepth_core.datasets.common import DatasetError, read_json
+    from vfdepth_core.datasets.ddad import read_scene_files
+
     ddad_json = Path(ddad_json)
     if not ddad_json.is_file():
         raise BagError(f"{ddad_json}: no such DDAD dataset file (give the path to ddad.json)")
-    try:
-        meta = json.loads(ddad_json.read_text())
-        files = meta["scene_splits"][_split_key(split)]["filenames"]
-    except json.JSONDecodeError as exc:
-        raise BagError(f"{ddad_json}: not valid JSON ({exc})") from None
-    except KeyError as exc:
-        raise BagError(f"{ddad_json}: no scene_splits entry for split {split!r} (key {exc})") from None
+    files = read_scene_files(ddad_json, _split_name(split))
     if not 0 <= scene < len(files):
         raise BagError(f"--scene {scene}: split {split!r} of {ddad_json} has scenes 0..{len(files) - 1}")
     scene_json = ddad_json.parent / files[scene]
     if not scene_json.is_file():
         raise BagError(f"{scene_json}: scene file listed in {ddad_json} does not exist")
+    try:
+        return _ddad_scene(read_json(scene_json, "scene JSON"), scene_json, cameras, lidar,
+                           f"DDAD {ddad_json} split {split} scene {scene} ({scene_json.name})")
+    except _MALFORMED as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{scene_json}: malformed DGP scene JSON ({type(exc).__name__}: {exc})") from None
+
+
+def _ddad_scene(sj: dict, scene_json: Path, cameras: Sequence[str], lidar: bool, description: str) -> Recording:
+    from vfdepth_core.datasets.ddad import read_calibration, read_lidar_npz
+
     scene_dir = scene_json.parent
-    sj = json.loads(scene_json.read_text())
     data = {d["key"]: d for d in sj["data"]}
     samples = sj["samples"]
     if not samples:
         raise BagError(f"{scene_json}: scene has no samples")
     calib_path = scene_dir / "calibration" / f"{samples[0]['calibration_key']}.json"
-    if not calib_path.is_file():
-        raise BagError(f"{calib_path}: calibration file missing")
-    calib = json.loads(calib_path.read_text())
-    names = calib["names"]
-
+    K, T_ego_cam, T_ego_sensor = read_calibration(calib_path, cameras)
     first = [data[k] for k in samples[0]["datum_keys"] if k in data]
     cam_datum = {d["id"]["name"]: d for d in first if "image" in d["datum"]}
     specs: List[CameraSpec] = []
-    for cam in cameras:
-        if cam not in names or cam not in cam_datum:
-            raise BagError(f"camera {cam!r} not in {scene_json} (it has {sorted(cam_datum)})")
-        i = names.index(cam)
-        intr = calib["intrinsics"][i]
-        K = np.array([[intr["fx"], intr.get("skew", 0.0), intr["cx"]], [0, intr["fy"], intr["cy"]], [0, 0, 1]], float)
+    for i, cam in enumerate(cameras):
+        if cam not in cam_datum:
+            raise BagError(f"camera {cam!r}: the first sample of {scene_json} has no image of it "
+                           f"(it has {sorted(cam_datum)})")
         img = cam_datum[cam]["datum"]["image"]
-        specs.append(CameraSpec(cam.lower(), K, int(img["height"]), int(img["width"]), _dgp_pose(calib["extrinsics"][i])))
-    T_ego_lidar = _dgp_pose(calib["extrinsics"][names.index("LIDAR")]) if "LIDAR" in names else np.eye(4)
+        specs.append(CameraSpec(cam.lower(), K[i], int(img["height"]), int(img["width"]), T_ego_cam[i]))
+    T_ego_lidar = T_ego_sensor.get("LIDAR", np.eye(4))
 
     events: List[Event] = []
     for sample in samples:
@@ -192,43 +197,44 @@ def ddad_recording(ddad_json: str | Path, split: str = "val", scene: int = 0, ca
                 events.append(Event(t, "ego", (lambda T=T_world_ego: T)))
         if lidar and "LIDAR" in datums:
             d = datums["LIDAR"]
-            path = scene_dir / d["datum"]["point_cloud"]["filename"]
-
-            def load_pc(path=path):
-                try:
-                    with np.load(path) as z:
-                        return np.asarray(z["data"], dtype=np.float32)
-                except (OSError, KeyError, ValueError) as exc:
-                    raise BagError(f"{path}: cannot read LIDAR points ({exc})") from None
+            path = str(scene_dir / d["datum"]["point_cloud"]["filename"])
             t_lidar = ddad_stamp_ns(d, d["datum"]["point_cloud"]["filename"])
-            events.append(Event(t_lidar, "lidar", load_pc))
+            events.append(Event(t_lidar, "lidar", (lambda path=path: read_lidar_npz(path))))
             # the LIDAR pose is world-from-vehicle at the sweep's stamp: ground truth there too
             T_world_ego_l = _dgp_pose(d["datum"]["point_cloud"]["pose"])
             events.append(Event(t_lidar, "ego", (lambda T=T_world_ego_l: T)))
-    return Recording(specs, events, T_ego_lidar, f"DDAD {ddad_json} split {split} scene {scene} ({scene_json.name})",
-                     {"dataset": "ddad", "scene": scene_json.parent.name})
+    return Recording(specs, events, T_ego_lidar, description, {"dataset": "ddad", "scene": scene_dir.name})
 
 
 # ------------------------------------------------------------------------------------------ nuScenes
 def nuscenes_recording(dataroot: str | Path, version: str = "v1.0-mini", scene: str = "scene-0061",
                        cameras: Sequence[str] = NUSC_CAMERAS, lidar: bool = True, sweeps: bool = True) -> Recording:
-    """One nuScenes scene through nuscenes-devkit: every camera and LIDAR_TOP sample_data between the
-    scene's first and last sample (sweeps included unless `sweeps` is False)."""
+    """One nuScenes scene through nuscenes-devkit, opened and read with the core's validated readers
+    (vfdepth_core.datasets.nuscenes): every camera and LIDAR_TOP sample_data from the scene's first
+    sample to its last (sweeps included unless `sweeps` is False)."""
+    from vfdepth_core.datasets.common import DatasetError
+    from vfdepth_core.datasets.nuscenes import open_nuscenes
+
     dataroot = Path(dataroot)
     if not dataroot.is_dir():
         raise BagError(f"{dataroot}: no such nuScenes dataroot directory")
     if not (dataroot / version).is_dir():
         have = sorted(p.name for p in dataroot.iterdir() if p.is_dir() and p.name.startswith("v1.0"))
         raise BagError(f"{dataroot}: no version {version!r} here (found {have or 'none'}); pass --version")
+    nusc = open_nuscenes(dataroot, version)
     try:
-        from nuscenes.nuscenes import NuScenes
-    except ImportError:  # pragma: no cover
-        raise BagError("nuscenes-devkit is not installed: pip install nuscenes-devkit") from None
-    try:
-        nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=False)
-    except (AssertionError, FileNotFoundError, KeyError, json.JSONDecodeError) as exc:
-        raise BagError(f"{dataroot}/{version}: nuscenes-devkit cannot open it ({type(exc).__name__}: {exc}); "
-                       "all 13 tables and each log's map file must exist") from None
+        return _nuscenes_scene(nusc, dataroot, version, scene, cameras, lidar, sweeps)
+    except _MALFORMED as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{dataroot / version}: malformed nuScenes records for scene {scene} "
+                           f"({type(exc).__name__}: {exc})") from None
+
+
+def _nuscenes_scene(nusc, dataroot: Path, version: str, scene: str, cameras: Sequence[str], lidar: bool,
+                    sweeps: bool) -> Recording:
+    from vfdepth_core.datasets.nuscenes import read_pcd_bin
+
     by_name = {s["name"]: s for s in nusc.scene}
     if scene not in by_name:
         raise BagError(f"scene {scene!r} not in {dataroot}/{version} (it has {', '.join(sorted(by_name)[:8])}"
@@ -236,11 +242,15 @@ def nuscenes_recording(dataroot: str | Path, version: str = "v1.0-mini", scene: 
     sc = by_name[scene]
     first = nusc.get("sample", sc["first_sample_token"])
     last = nusc.get("sample", sc["last_sample_token"])
-    t_end_us = last["timestamp"]
 
     def chain(channel: str):
+        """A channel's sample_data up to and including its data of the last sample (a camera of the last
+        key frame may be stamped after that sample's LIDAR time)."""
+        end_us = last["timestamp"]
+        if channel in last["data"]:
+            end_us = max(end_us, nusc.get("sample_data", last["data"][channel])["timestamp"])
         sd = nusc.get("sample_data", first["data"][channel])
-        while sd is not None and sd["timestamp"] <= t_end_us:
+        while sd is not None and sd["timestamp"] <= end_us:
             if sweeps or sd["is_key_frame"]:
                 yield sd
             sd = nusc.get("sample_data", sd["next"]) if sd["next"] else None
@@ -256,8 +266,11 @@ def nuscenes_recording(dataroot: str | Path, version: str = "v1.0-mini", scene: 
             raise BagError(f"camera {channel!r} not in scene {scene} (it has {sorted(first['data'])})")
         sd0 = nusc.get("sample_data", first["data"][channel])
         cs = nusc.get("calibrated_sensor", sd0["calibrated_sensor_token"])
-        specs.append(CameraSpec(channel.lower(), np.asarray(cs["camera_intrinsic"], float), int(sd0["height"]),
-                                int(sd0["width"]), cs_T(sd0)))
+        K = np.asarray(cs["camera_intrinsic"], float)
+        if K.shape != (3, 3):
+            raise BagError(f"{dataroot / version}/calibrated_sensor.json: {channel}'s camera_intrinsic is not 3x3 "
+                           f"(shape {K.shape})")
+        specs.append(CameraSpec(channel.lower(), K, int(sd0["height"]), int(sd0["width"]), cs_T(sd0)))
         for sd in chain(channel):
             events.append(Event(sd["timestamp"] * 1000, "image", _read_jpeg_bytes(dataroot / sd["filename"]), ci))
     T_ego_lidar = None
@@ -267,14 +280,8 @@ def nuscenes_recording(dataroot: str | Path, version: str = "v1.0-mini", scene: 
         sd0 = nusc.get("sample_data", first["data"]["LIDAR_TOP"])
         T_ego_lidar = cs_T(sd0)
         for sd in chain("LIDAR_TOP"):
-            path = dataroot / sd["filename"]
-
-            def load_pc(path=path):
-                try:
-                    return np.fromfile(path, dtype=np.float32).reshape(-1, 5)[:, :4]
-                except (OSError, ValueError) as exc:
-                    raise BagError(f"{path}: cannot read LIDAR sweep ({exc})") from None
-            events.append(Event(sd["timestamp"] * 1000, "lidar", load_pc))
+            path = str(dataroot / sd["filename"])
+            events.append(Event(sd["timestamp"] * 1000, "lidar", (lambda path=path: read_pcd_bin(path))))
     # ground-truth ego poses: one per LIDAR_TOP sample_data (20 Hz), else per front-camera frame
     pose_channel = "LIDAR_TOP" if lidar else cameras[0]
     for sd in chain(pose_channel):

@@ -51,8 +51,8 @@ class GroundTruth:
     dataset: str = ""
 
 
-def read_ground_truth(path: str | Path, need_lidar: bool = True) -> GroundTruth:
-    reader = C.open_reader(path)
+def read_ground_truth(path: str | Path, need_lidar: bool = True, allow_damaged: bool = False) -> GroundTruth:
+    reader = C.open_reader(path, allow_damaged)
     try:
         topics = {_t(c.topic): c for c in reader.connections}
         for required in ([C.LIDAR_POINTS] if need_lidar else []) + [_t(C.TF_STATIC)]:
@@ -66,7 +66,7 @@ def read_ground_truth(path: str | Path, need_lidar: bool = True) -> GroundTruth:
         infos: Dict[str, Tuple[np.ndarray, int, int, str]] = {}
         wanted = [c for name, c in topics.items()
                   if name in (_t(C.TF_STATIC), C.LIDAR_POINTS, C.GT_ODOM) or name.endswith("/camera_info")]
-        for conn, _, raw in C.iter_messages(reader, wanted):
+        for conn, _, raw in C.iter_messages(reader, wanted, allow_damaged=allow_damaged):
             name = _t(conn.topic)
             msg = C.deserialize(raw, conn.msgtype)
             if name == _t(C.TF_STATIC):
@@ -109,8 +109,8 @@ class Outputs:
     odom: List[Tuple[int, np.ndarray]] = field(default_factory=list)
 
 
-def read_outputs(path: str | Path, odom_topic: str = "odom") -> Outputs:
-    reader = C.open_reader(path)
+def read_outputs(path: str | Path, odom_topic: str = "odom", allow_damaged: bool = False) -> Outputs:
+    reader = C.open_reader(path, allow_damaged)
     out = Outputs()
     try:
         topics = {_t(c.topic): c for c in reader.connections}
@@ -125,7 +125,7 @@ def read_outputs(path: str | Path, odom_topic: str = "odom") -> Outputs:
                                                       if n + "/camera_info" in topics]
         if _t(odom_topic) in topics:
             wanted.append(topics[_t(odom_topic)])
-        for conn, _, raw in C.iter_messages(reader, wanted):
+        for conn, _, raw in C.iter_messages(reader, wanted, allow_damaged=allow_damaged):
             name = _t(conn.topic)
             msg = C.deserialize(raw, conn.msgtype)
             t = C.stamp_to_ns(msg.header.stamp)
@@ -209,6 +209,7 @@ class EvalOptions:
     align: str = "se3"
     mask_path: Optional[str] = None  # self-occlusion masks in the paper's ddad_mask layout (as data.mask_path)
     scene: str = ""  # the scene whose mask set applies (needed when the mask table has several sets)
+    allow_damaged: bool = False  # score the readable part of damaged bags (warning) instead of an error
 
 
 class _Masks:
@@ -247,8 +248,8 @@ def evaluate(input_bag: str | Path, outputs_bag: str | Path, opts: EvalOptions =
     from vfdepth_core.geometry import resize_intrinsics
     from vfdepth_core.metrics import DEPTH_METRICS, SCALINGS, DepthMetricAccumulator
 
-    out = read_outputs(outputs_bag, opts.odom_topic)
-    gt = read_ground_truth(input_bag, need_lidar=bool(out.depth))
+    out = read_outputs(outputs_bag, opts.odom_topic, opts.allow_damaged)
+    gt = read_ground_truth(input_bag, need_lidar=bool(out.depth), allow_damaged=opts.allow_damaged)
     result: dict = {"input_bag": str(input_bag), "outputs_bag": str(outputs_bag),
                     "protocol": {"min_depth": opts.min_depth, "max_depth": opts.max_depth,
                                  "max_lidar_dt_s": opts.max_lidar_dt_s,
@@ -363,10 +364,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene", default="", help="scene name that picks the mask set (when --mask-path has several)")
     parser.add_argument("--odom-topic", default="odom")
     parser.add_argument("--align", default="se3", choices=("se3", "sim3", "none"))
+    parser.add_argument("--allow-damaged", action="store_true", help=C.ALLOW_DAMAGED_HELP)
 
 
-def _dataset_of(path: str | Path) -> str:
-    reader = C.open_reader(path)
+def _dataset_of(path: str | Path, allow_damaged: bool = False) -> str:
+    reader = C.open_reader(path, allow_damaged)
     try:
         names = [_t(c.topic) for c in reader.connections]
     finally:
@@ -381,13 +383,14 @@ def main(args: argparse.Namespace) -> int:
 
         cfg = load_config(args.config)
         min_d, max_d = cfg.eval.eval_min_depth, cfg.eval.eval_max_depth
-    elif _dataset_of(args.input_bag) == "nuscenes":
+    elif _dataset_of(args.input_bag, args.allow_damaged) == "nuscenes":
         max_d = 80.0
     if args.min_depth is not None:
         min_d = args.min_depth
     if args.max_depth is not None:
         max_d = args.max_depth
-    opts = EvalOptions(min_d, max_d, args.max_lidar_dt, args.odom_topic, args.align, args.mask_path, args.scene)
+    opts = EvalOptions(min_d, max_d, args.max_lidar_dt, args.odom_topic, args.align, args.mask_path, args.scene,
+                       allow_damaged=args.allow_damaged)
     res = evaluate(args.input_bag, args.outputs_bag, opts)
     print(format_result(res))
     if args.json:

@@ -1,10 +1,14 @@
-"""`vfdepth bag info`: what a bag holds (topics, types, counts, duration, rates, QoS)."""
+"""`vfdepth bag info`: what a bag holds (topics, types, counts, duration, rates, QoS).
+
+Counts are the bag's own index (MCAP summary / rosbag2 metadata); unless `--no-verify`, every message
+is read back and a bag that holds fewer than its index lists is an error (or, with `--allow-damaged`,
+shown with a `readable` column)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from vfdepth_ros.bag import common as C
 
@@ -15,6 +19,7 @@ class TopicSummary:
     msgtype: str
     count: int
     latched: bool
+    readable: Optional[int] = None  # messages actually read back (None: not verified)
 
     def rate_hz(self, duration_s: float) -> float:
         return (self.count - 1) / duration_s if duration_s > 0 and self.count > 1 else 0.0
@@ -35,13 +40,19 @@ class BagSummary:
         return max(0, self.end_ns - self.start_ns) * 1e-9
 
 
-def summarize(path: str | Path) -> BagSummary:
-    reader = C.open_reader(path)
+def summarize(path: str | Path, verify: bool = False, allow_damaged: bool = False) -> BagSummary:
+    """The bag's index; `verify`: also read every message back (C.iter_messages checks the counts)."""
+    reader = C.open_reader(path, allow_damaged)
     try:
+        read: Dict[str, int] = {}
+        if verify:
+            for c, _, _ in C.iter_messages(reader, allow_damaged=allow_damaged):
+                read[c.topic] = read.get(c.topic, 0) + 1
         topics = []
         for name, info in sorted(reader.topics.items()):
             latched = any(C.is_latched(c) for c in info.connections)
-            topics.append(TopicSummary(name, info.msgtype or "?", info.msgcount, latched))
+            topics.append(TopicSummary(name, info.msgtype or "?", info.msgcount, latched,
+                                       read.get(name, 0) if verify else None))
         count = reader.message_count
         start, end = (reader.start_time, reader.end_time) if count else (0, 0)
         storage = "mcap" if str(path).endswith(".mcap") or any(Path(path).glob("*.mcap")) else "sqlite3"
@@ -59,17 +70,26 @@ def format_summary(s: BagSummary) -> str:
              f"topics:    {len(s.topics)}"]
     w = max([len(t.topic) for t in s.topics] + [5])
     wt = max([len(t.msgtype) for t in s.topics] + [4])
-    lines.append(f"  {'topic'.ljust(w)}  {'type'.ljust(wt)}  {'count':>6}  {'rate Hz':>8}  qos")
+    short = any(t.readable is not None and t.readable < t.count for t in s.topics)
+    lines.append(f"  {'topic'.ljust(w)}  {'type'.ljust(wt)}  {'count':>6}  {'rate Hz':>8}  qos" +
+                 ("       readable" if short else ""))
     for t in s.topics:
-        lines.append(f"  {t.topic.ljust(w)}  {t.msgtype.ljust(wt)}  {t.count:>6}  {t.rate_hz(s.duration_s):>8.2f}  "
-                     f"{'latched' if t.latched else 'volatile'}")
+        qos = "latched" if t.latched else "volatile"
+        lines.append(f"  {t.topic.ljust(w)}  {t.msgtype.ljust(wt)}  {t.count:>6}  {t.rate_hz(s.duration_s):>8.2f}  " +
+                     (f"{qos:<8}  {t.readable:>8}" if short else qos))
+    if short:
+        lines.append(f"DAMAGED: {sum(t.readable or 0 for t in s.topics)} of {s.count} messages readable")
     return "\n".join(lines)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("bag", help="a .mcap/.db3 file or a rosbag2 directory")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="only read the bag's index (fast) instead of reading every message back")
+    parser.add_argument("--allow-damaged", action="store_true",
+                        help="list a damaged bag with a 'readable' column instead of stopping with an error")
 
 
 def main(args) -> int:
-    print(format_summary(summarize(args.bag)))
+    print(format_summary(summarize(args.bag, verify=not args.no_verify, allow_damaged=args.allow_damaged)))
     return 0

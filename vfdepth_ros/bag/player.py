@@ -3,7 +3,9 @@
 Messages go out as the bag's serialized CDR bytes (``Publisher.publish(bytes)``, no re-serialization).
 Timing: real time x `--rate` (log time of the bag), or `--as-fast-as-possible`, optionally paced by
 the node's output (`--wait-for-topic camera_01/depth`: before the next frame on the matching input
-topic goes out, wait until an output with the previous frame's stamp arrived). `/clock` is published
+topic goes out, wait until an output with the previous frame's stamp arrived; a frame without output
+is published again, a bounded number of times, then counted as lost; a summary ends the run and lost
+frames make the exit status 1 unless `--tolerate-lost`). `/clock` is published
 with `--clock` (nodes then run with use_sim_time). Latched topics (offered transient_local in the bag,
 e.g. /tf_static) are published transient_local, and their last message before `--start` is sent first.
 """
@@ -12,14 +14,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from vfdepth_ros.bag import common as C
-from vfdepth_ros.bag.common import BagError
+from vfdepth_ros.bag.common import ALLOW_DAMAGED_HELP, BagError
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +43,33 @@ class PlayOptions:
     wait_for_topic: Optional[str] = None
     pace_topic: Optional[str] = None
     wait_timeout_s: float = 30.0
-    resend_first_s: float = 3.0  # paced mode: no output for the first frame this long -> publish it again
+    resend_after_s: float = 3.0  # paced mode: no output for a frame this long -> publish it again
+    max_resends: int = 3  # paced mode: then the frame counts as lost (the first frame: until wait_timeout_s)
+    tolerate_lost: bool = False  # paced mode: exit 0 even when frames got no output
     domain_id: Optional[int] = None
     progress: bool = True
+    allow_damaged: bool = False
+
+
+@dataclass
+class PaceStats:
+    """Paced play: frames waited for, re-sends, and which outputs were seen."""
+
+    frames: int = 0
+    resends: int = 0
+    resent_frames: int = 0
+    waited: List[int] = field(default_factory=list)  # stamps of the paced frames, in order
+    seen: Set[int] = field(default_factory=set)  # output stamps received
+
+    @property
+    def lost(self) -> List[int]:
+        return [t for t in self.waited if t not in self.seen]
+
+    def summary(self, topic: str) -> str:
+        lost = self.lost
+        return (f"paced by {topic}: {self.frames} frames sent, {self.frames - len(lost)} outputs seen, "
+                f"{self.resent_frames} frames re-sent ({self.resends} re-sends), {len(lost)} frames lost"
+                + (f" (stamps {', '.join(map(str, lost[:5]))}{', ...' if len(lost) > 5 else ''})" if lost else ""))
 
 
 def _norm(topic: str) -> str:
@@ -57,9 +84,11 @@ class Player:
         self.opts = opts
         if opts.rate <= 0:
             raise BagError(f"--rate {opts.rate}: must be > 0")
-        if opts.resend_first_s <= 0:
-            raise BagError(f"--resend-first {opts.resend_first_s}: must be > 0 seconds")
-        self.reader = C.open_reader(self.bag)
+        if opts.resend_after_s <= 0:
+            raise BagError(f"--resend-after {opts.resend_after_s}: must be > 0 seconds")
+        if opts.max_resends < 0:
+            raise BagError(f"--max-resends {opts.max_resends}: must be >= 0")
+        self.reader = C.open_reader(self.bag, opts.allow_damaged)
         conns = self.reader.connections
         by_topic = {_norm(c.topic): c for c in conns}
         if opts.topics:
@@ -72,6 +101,8 @@ class Player:
         self.stop = None
         self._acked_ns = -1
         self._ack_cv = threading.Condition()
+        self._latency_s = 0.0  # typical time from a paced frame to its output
+        self.pace = PaceStats()
 
     # ------------------------------------------------------------------ set-up
     def _make_publishers(self, node):
@@ -160,41 +191,56 @@ class Player:
                 return
             with self._ack_cv:
                 self._acked_ns = max(self._acked_ns, t)
+                self.pace.seen.add(t)
                 self._ack_cv.notify_all()
         self._pace_sub = node.create_subscription(cls, wt, on_msg, rclpy_qos(False, depth=10), raw=True)
         log.info("pacing: before each %s frame, wait for %s of the previous one (timeout %.0f s)", pace, wt,
                  self.opts.wait_timeout_s)
         return topics[_norm(pace)].id
 
-    def _wait_ack(self, stamp_ns: int, resend=None) -> None:
-        """Wait for the output of `stamp_ns`. `resend` (first frame only): a callable that publishes
-        the frame again after `resend_first_s` without output, then after twice that, and so on. A DDS
-        reader drops samples from a writer it has not discovered yet even when the writer already lists
-        the reader as matched, so the very first messages can be lost; later frames cannot (discovery
-        is done by then)."""
+    def _wait_ack(self, stamp_ns: int, resend, first: bool) -> None:
+        """Wait for the output of the paced frame `stamp_ns`; `resend` publishes the frame's messages again.
+
+        A frame can be lost on the way (images travel best-effort; a DDS reader also drops samples from
+        a writer it has not discovered yet, so the very first frame is lost easily). Without output the
+        frame is published again every max(--resend-after, 2 x the typical output latency), at most
+        --max-resends times; then it counts as lost and play goes on. The first frame (model warm-up,
+        late discovery) is re-sent after --resend-after, 2x, 4x, ... until --wait-timeout."""
+        opts = self.opts
         t0 = time.monotonic()
-        deadline = t0 + self.opts.wait_timeout_s
-        interval = self.opts.resend_first_s
+        deadline = t0 + opts.wait_timeout_s
+        interval = opts.resend_after_s if first else max(opts.resend_after_s, 2.0 * self._latency_s)
         next_resend = t0 + interval
+        resends = 0
         with self._ack_cv:
             while self._acked_ns < stamp_ns and not self.stop.is_set():
                 now = time.monotonic()
-                left = deadline - now
-                if left <= 0:
-                    log.warning("%s: no output for stamp %d after %.1f s; going on", self.opts.wait_for_topic,
-                                stamp_ns, self.opts.wait_timeout_s)
-                    return
-                if resend is not None and now >= next_resend:
-                    log.info("%s: no output for the first frame after %.0f s (late discovery or a slow model "
-                             "start): publishing it again", self.opts.wait_for_topic, now - t0)
+                if now >= deadline or (not first and now >= next_resend and resends >= opts.max_resends):
+                    log.warning("%s: no output for stamp %d after %.1f s and %d re-send(s); counted as lost, "
+                                "going on", opts.wait_for_topic, stamp_ns, now - t0, resends)
+                    break
+                if now >= next_resend:
+                    resends += 1
+                    log.info("%s: stamp %d still without output after %.1f s%s: publishing it again (%d)",
+                             opts.wait_for_topic, stamp_ns, now - t0,
+                             " (late discovery or a slow model start)" if first else " (lost on the way?)", resends)
                     self._ack_cv.release()
                     try:
                         resend()
                     finally:
                         self._ack_cv.acquire()
-                    interval *= 2
+                    if first:
+                        interval *= 2
                     next_resend = now + interval
-                self._ack_cv.wait(min(left, 0.1))
+                self._ack_cv.wait(max(0.0, min(deadline - now, next_resend - now, 0.1)))
+            acked = self._acked_ns >= stamp_ns
+        self.pace.frames += 1
+        self.pace.resends += resends
+        self.pace.resent_frames += resends > 0
+        if acked:  # typical output latency (a node drops the copies of a frame it has: the output is the first's)
+            dt = time.monotonic() - t0
+            self._latency_s = 0.7 * self._latency_s + 0.3 * dt if self._latency_s else dt
+        self.pace.waited.append(stamp_ns)
 
     # ------------------------------------------------------------------ playing
     def play(self, stop=None) -> int:
@@ -272,27 +318,29 @@ class Player:
         last_clock_wall = 0.0
         pending_pace: Optional[int] = None
         paced = 0  # paced frames started so far
-        first_frame: List[Tuple[int, bytes]] = []  # every message up to the second paced one
+        group: List[Tuple[int, bytes]] = []  # messages from the pending paced one on: re-sent when it is lost
+        with self._ack_cv:
+            self._acked_ns = -1  # a loop starts over at the first stamp
 
-        def resend_first() -> None:
-            for cid, data in first_frame:
+        def resend() -> None:
+            for cid, data in group:
                 pubs[cid].publish(data)
 
         try:
-            for c, t, raw in C.iter_messages(self.reader, conns, start_ns, stop_ns):
+            for c, t, raw in C.iter_messages(self.reader, conns, start_ns, stop_ns, opts.allow_damaged):
                 if self.stop.is_set():
                     break
                 if t_first is None:
                     t_first, wall0 = t, time.monotonic()
                 if pace_id is not None and c.id == pace_id:
                     if pending_pace is not None:
-                        self._wait_ack(pending_pace, resend_first if paced == 1 else None)
-                        first_frame = []
+                        self._wait_ack(pending_pace, resend, first=paced == 1)
+                        group = []
                     stamp = _header_stamp(raw)
                     pending_pace = stamp if stamp is not None else t
                     paced += 1
-                if pace_id is not None and paced <= 1:
-                    first_frame.append((c.id, raw))
+                if pending_pace is not None:
+                    group.append((c.id, raw))
                 if not opts.as_fast_as_possible:
                     target = wall0 + (t - t_first) * 1e-9 / opts.rate
                     while not self.stop.is_set():
@@ -310,7 +358,7 @@ class Player:
                 sent += 1
                 bar.update(1)
             if pending_pace is not None and not self.stop.is_set():
-                self._wait_ack(pending_pace, resend_first if paced == 1 else None)
+                self._wait_ack(pending_pace, resend, first=paced == 1)
         finally:
             bar.close()
         return sent
@@ -351,10 +399,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pace-topic", default=None, help="input topic paced by --wait-for-topic (default derived)")
     parser.add_argument("--wait-timeout", type=float, default=30.0, metavar="S",
                         help="paced mode: give up waiting for one frame's output after S seconds (default 30)")
-    parser.add_argument("--resend-first", type=float, default=3.0, metavar="S",
-                        help="paced mode: publish the first frame again when it has no output after S seconds, "
-                             "then after 2S, 4S, ... (a node that discovered the player late missed it; default 3)")
+    parser.add_argument("--resend-after", "--resend-first", dest="resend_after", type=float, default=3.0, metavar="S",
+                        help="paced mode: publish a frame again when it has no output after S seconds (or twice the "
+                             "typical output latency when longer), then again, --max-resends times; the first frame "
+                             "after S, 2S, 4S, ... until --wait-timeout (model warm-up, late discovery; default 3)")
+    parser.add_argument("--max-resends", type=int, default=3, metavar="N",
+                        help="paced mode: a frame still without output after N re-sends counts as lost (default 3)")
+    parser.add_argument("--tolerate-lost", action="store_true",
+                        help="paced mode: exit 0 even when some frames got no output (default: exit 1)")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default from the environment)")
+    parser.add_argument("--allow-damaged", action="store_true", help=ALLOW_DAMAGED_HELP)
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -363,8 +417,9 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
                        clock_hz=args.clock_hz, start_s=args.start, duration_s=args.duration, topics=args.topics,
                        wait_for_subscribers=not args.no_wait_for_subscribers, match_timeout_s=args.match_timeout,
                        match_topics=args.match_topics, wait_for_topic=args.wait_for_topic, pace_topic=args.pace_topic,
-                       wait_timeout_s=args.wait_timeout, resend_first_s=args.resend_first,
-                       domain_id=args.domain_id, progress=not args.no_progress)
+                       wait_timeout_s=args.wait_timeout, resend_after_s=args.resend_after,
+                       max_resends=args.max_resends, tolerate_lost=args.tolerate_lost,
+                       domain_id=args.domain_id, progress=not args.no_progress, allow_damaged=args.allow_damaged)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -372,4 +427,13 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     n = player.play()
     print(f"played {n} messages from {args.bag} in {time.monotonic() - t0:.1f} s")
+    if not args.wait_for_topic:
+        return 0
+    print(player.pace.summary(args.wait_for_topic))
+    if player.pace.lost and not player.stop.is_set():
+        if args.tolerate_lost:
+            return 0
+        print(f"vfdepth bag play: error: {len(player.pace.lost)} of {player.pace.frames} frames got no "
+              f"{args.wait_for_topic} output (pass --tolerate-lost to accept that)", file=sys.stderr)
+        return 1
     return 0

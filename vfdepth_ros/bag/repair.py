@@ -1,11 +1,12 @@
-"""`vfdepth bag repair`: salvage the messages of an MCAP file that was never closed.
+"""`vfdepth bag repair`: salvage the messages of an MCAP file that was never closed or is damaged.
 
 A recorder that is killed hard (SIGKILL, power loss) leaves ``.<name>.mcap.partial/`` behind: an MCAP
 stream without summary or footer, which readers refuse. The recorder flushes complete chunks every
 ``--flush-interval`` s, so everything up to the last flush is on disk. This reads the stream record by
 record (MCAP spec: magic, then ``opcode u8, length u64, body``; chunks hold schema/channel/message
-records, uncompressed, lz4 or zstd), stops cleanly at the truncated tail, and writes the schemas,
-channels and messages it found into a new, valid bag.
+records, uncompressed, lz4 or zstd), stops cleanly at the truncated tail, keeps the records of a
+chunk damaged inside (flipped bytes, garbage) up to the damage and goes on with the next chunk, and
+writes the schemas, channels and messages it found into a new, valid bag.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Salvage:
     messages: List[Tuple[int, int, bytes]] = field(default_factory=list)  # (channel id, log time, data)
     complete: bool = False  # the file had its footer (nothing was cut off)
     lost_bytes: int = 0
+    damaged_chunks: int = 0  # chunks whose records stopped parsing part-way (their earlier records are kept)
 
 
 def _records(buf: _Buf, end: int) -> Iterator[Tuple[int, _Buf]]:
@@ -114,10 +116,18 @@ def _handle(op: int, body: _Buf, out: Salvage) -> None:
     elif op == OP_CHUNK:
         _start, _end, size, _crc = body.u64(), body.u64(), body.u64(), body.u32()
         compression = body.string()
-        data = _decompress(body.take(body.u64()), compression, size)
-        inner = _Buf(data)
-        for iop, ibody in _records(inner, len(data)):
-            _handle(iop, ibody, out)
+        n = body.u64()
+        records = body.data[body.pos:body.pos + n]  # shorter when the file ends inside this chunk
+        body.pos += n
+        try:
+            data = _decompress(records, compression, size)
+            inner = _Buf(data)
+            for iop, ibody in _records(inner, len(data)):
+                _handle(iop, ibody, out)
+        except BagError:
+            raise
+        except Exception:  # a damaged record (bad length, garbage) or undecodable compressed data
+            out.damaged_chunks += 1
 
 
 def salvage(path: str | Path) -> Salvage:
@@ -130,16 +140,21 @@ def salvage(path: str | Path) -> Salvage:
     buf = _Buf(data, len(MAGIC))
     while buf.pos < len(data):
         start = buf.pos
+        staged = Salvage(out.schemas.copy(), out.channels.copy())
         try:
             op = buf.take(1)[0]
             n = buf.u64()
+            if op == OP_CHUNK and buf.pos + n > len(data):  # the file ends inside a chunk: keep its whole records
+                _handle(op, _Buf(data[buf.pos:]), staged)
+                out.schemas, out.channels = staged.schemas, staged.channels
+                out.messages.extend(staged.messages)
+                raise _Truncated()
             body = _Buf(buf.take(n))
             if op in (OP_FOOTER, OP_DATA_END):
                 out.complete = op == OP_FOOTER or out.complete
                 if op == OP_FOOTER:
                     break
                 continue
-            staged = Salvage(out.schemas.copy(), out.channels.copy())
             _handle(op, body, staged)  # a record counts only when it parsed whole
         except _Truncated:
             out.lost_bytes = len(data) - start
@@ -192,8 +207,10 @@ def repair(path: str | Path, out: str | Path, overwrite: bool = False) -> Dict[s
                 continue
             writer.write(topic, t, data)
             counts[topic] += 1
-    log.info("%s: %d messages on %d topics salvaged%s", src, sum(counts.values()), len(counts),
-             "" if s.complete else f" ({s.lost_bytes} bytes of an unfinished tail dropped)")
+    log.info("%s: %d messages on %d topics salvaged%s%s", src, sum(counts.values()), len(counts),
+             "" if s.complete else f" ({s.lost_bytes} bytes of an unfinished tail dropped)",
+             f" ({s.damaged_chunks} damaged chunk(s): their records after the damage dropped)" if s.damaged_chunks
+             else "")
     return counts
 
 

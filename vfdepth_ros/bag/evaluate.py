@@ -11,7 +11,9 @@ follow the paper's protocol via :mod:`vfdepth_core.metrics` (metric and median s
 mean; valid = ``min_depth < gt <= max_depth``, prediction clamped to the same range).
 
 Odometry: recorded ``odom`` (nav_msgs/Odometry) against ``gt/odom`` interpolated at the estimate's
-stamps: ATE after SE(3) alignment and relative translation/rotation errors per metre travelled.
+stamps, scored by :func:`vfdepth_core.odometry.trajectory_errors`: ATE after SE(3) alignment (and
+Sim(3)), metric relative translation/rotation errors per step and per metre, end-point drift and
+segment errors.
 """
 
 from __future__ import annotations
@@ -305,7 +307,7 @@ def evaluate(input_bag: str | Path, outputs_bag: str | Path, opts: EvalOptions =
 
 
 def evaluate_odometry(est: List[Tuple[int, np.ndarray]], gt: GroundTruth, align: str = "se3") -> dict:
-    from vfdepth_core.metrics import trajectory_errors
+    from vfdepth_core.odometry import trajectory_errors
 
     if len(gt.odom_stamps) < 2:
         raise BagError("the input bag has fewer than two gt/odom messages: no ground-truth trajectory")
@@ -337,13 +339,11 @@ def format_result(res: dict) -> str:
             lines.append(format_depth_table(d, s))
             lines.append("")
     if "odometry" in res:
+        from vfdepth_core.odometry import format_odometry
+
         o = res["odometry"]
         lines.append(f"odometry: {o['matched']} poses over {o['path_length_m']:.2f} m, {o['align']} aligned")
-        lines.append(f"  ATE rmse {o['ate_rmse_m']:.3f} m (mean {o['ate_mean_m']:.3f}, max {o['ate_max_m']:.3f})")
-        lines.append(f"  relative translation error {o.get('rel_trans_err_pct', float('nan')):.2f} % "
-                     f"({o['rpe_trans_m']:.4f} m per step)")
-        lines.append(f"  relative rotation error {o.get('rel_rot_err_deg_per_m', float('nan')):.4f} deg/m "
-                     f"({o['rpe_rot_deg']:.4f} deg per step)")
+        lines.extend(format_odometry(o))
     return "\n".join(lines)
 
 

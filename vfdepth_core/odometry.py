@@ -24,7 +24,7 @@ Metrics (all small functions, combined by :func:`trajectory_errors`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -334,28 +334,52 @@ def predict_batch_motion(model, batch: dict, prev: int, cur: int):
     return T_est.double(), T_gt
 
 
-@dataclass
-class PoseEvalHook:
-    """An ``on_batch`` hook for :func:`vfdepth_core.training_utils.evaluate_depth_model` that also scores the
-    model's canonical motion (see :class:`MotionErrorAccumulator`); chains to ``then`` if given."""
+MOTION_FRAME_IDS = (0, -1)
+"""Frames a motion-evaluation dataset loads: the sample and its previous one (motion previous -> current)."""
 
-    model: object
-    frame_ids: Sequence[int]
-    then: Optional[object] = None
-    acc: MotionErrorAccumulator = field(default_factory=MotionErrorAccumulator)
-    skipped: int = 0
 
-    def __call__(self, batch, depth, errors) -> None:
-        pair = batch_motion_pairs(batch, self.frame_ids)
-        if pair is None or batch["image"].dim() != 6:
-            self.skipped += 1
-        else:
-            T_est, T_gt = predict_batch_motion(self.model, batch, *pair)
+def evaluate_motion_model(model, loader, device: str = "cpu", max_samples: Optional[int] = None) -> dict:
+    """Score a :class:`VFDepth`'s canonical motion between consecutive samples against the dataset's poses.
+
+    loader: batches of a dataset built with two consecutive frames (e.g. :data:`MOTION_FRAME_IDS`) and
+    ``T_world_ego``. Returns :meth:`MotionErrorAccumulator.result` plus ``samples`` and ``seconds``.
+    """
+    import time
+
+    import torch
+
+    from vfdepth_core.training_utils import batch_to_device
+
+    frame_ids = tuple(getattr(loader.dataset, "frame_ids", MOTION_FRAME_IDS))
+    core = model.module if hasattr(model, "module") else model
+    was_training = core.training
+    core.eval()
+    acc = MotionErrorAccumulator()
+    t0, seen = time.perf_counter(), 0
+    try:
+        for batch in loader:
+            if batch is None:
+                continue
+            if max_samples is not None and seen >= max_samples:
+                break
+            pair = batch_motion_pairs(batch, frame_ids)
+            if pair is None:
+                raise ValueError(f"motion evaluation needs two consecutive frames and T_world_ego per sample "
+                                 f"(the dataset has frames {frame_ids})")
+            batch = batch_to_device(batch, device)
+            with torch.no_grad():
+                T_est, T_gt = predict_batch_motion(core, batch, *pair)
             scenes = batch.get("scene") or ["all"] * T_est.shape[0]
             for b in range(T_est.shape[0]):
-                self.acc.update(str(scenes[b]), T_est[b:b + 1], T_gt[b:b + 1])
-        if self.then is not None:
-            self.then(batch, depth, errors)
+                acc.update(str(scenes[b]), T_est[b:b + 1], T_gt[b:b + 1])
+            seen += T_est.shape[0]
+    finally:
+        core.train(was_training)
+    res = acc.result()
+    if res:
+        res["samples"] = seen
+        res["seconds"] = time.perf_counter() - t0
+    return res
 
 
 def format_motion_table(res: dict) -> str:
@@ -410,8 +434,8 @@ class OdometryIntegrator:
     the previous integrated frame (that frame exists, is older, and at most ``max_pose_gap_s`` back);
     then it calls :meth:`update` with that motion (or None). A frame that never reaches the
     integrator (dropped) needs nothing: the next motion spans from the last integrated frame, so it
-    is counted once. After a gap the pose is held (the motion across the gap is unknown) and its
-    covariance grows by ``gap_variance``.
+    is counted once. After a gap (or a frame without a measured motion) the pose is held, since the
+    motion across it is unknown, and its covariance grows by ``gap_variance``.
 
     Covariance (a diagonal model, documented, not estimated): each integrated step adds a variance of
     ``(trans_sigma_frac * |t| + 1 mm)^2`` per axis and ``(rot_sigma_rad_per_m * |t| + 1e-4 rad)^2`` per
@@ -467,8 +491,8 @@ class OdometryIntegrator:
             step_var = sv / dt**2
             used = True
             self.steps += 1
-        elif self.last_stamp_ns is not None and not wanted:
-            self.pose_var = self.pose_var + self.gap_variance  # the motion across the gap is unknown
+        elif self.last_stamp_ns is not None:  # a gap, or no motion measured: the motion since is unknown
+            self.pose_var = self.pose_var + self.gap_variance
             self.gaps += 1
         self.last_stamp_ns = stamp_ns
         return OdometryState(stamp_ns, self.T_odom_ego.copy(), lin, ang, np.diag(self.pose_var), np.diag(step_var), used)
@@ -479,7 +503,8 @@ __all__ = [
     "MotionErrorAccumulator",
     "OdometryIntegrator",
     "OdometryState",
-    "PoseEvalHook",
+    "MOTION_FRAME_IDS",
+    "evaluate_motion_model",
     "absolute_trajectory_error",
     "batch_motion_pairs",
     "chain_motions",

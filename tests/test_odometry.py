@@ -136,6 +136,10 @@ def test_motion_accumulator_per_scene_and_overall():
     assert res["per_scene"]["b"]["scale_ratio"] == pytest.approx(0.5)
     assert res["overall"]["rel_trans_err_pct"] == pytest.approx(25.0)
     assert res["overall"]["steps"] == 8
+    # each scene chained into a trajectory: b ends 2 m short of 4 m
+    assert res["per_scene"]["b"]["trajectory"]["drift_pct"] == pytest.approx(50.0)
+    assert res["per_scene"]["a"]["trajectory"]["ate_rmse_m"] < 1e-9
+    assert res["overall"]["drift_pct"] == pytest.approx(25.0)
     assert "overall" in od.format_motion_table(res)
 
 

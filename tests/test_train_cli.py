@@ -293,3 +293,18 @@ def test_eval_scores_ego_motion_against_the_dataset_poses(data_json, tmp_path):
     assert o["rel_trans_err_pct"] == pytest.approx(100.0) and o["scale_ratio"] == pytest.approx(0.0)
     # the true path: the val drive's own poses (ddad.json scene 1) between consecutive frames
     assert o["path_length_m"] > 1.0 and np.isfinite(o["rpe_rot_deg"])
+
+
+def test_validation_during_training_logs_ego_motion(data_json, tmp_path):
+    """val_every_steps: each val_log.jsonl row has the depth means and the ego-motion error of the subset."""
+    run = tmp_path / "run"
+    p = run_script(TRAIN, ["--config_file", TINY, "--run_dir", run, "--no_progress",
+                           "--set", f"data.data_path={data_json}", "--set", "training.max_steps=2",
+                           "--set", "training.val_every_steps=2", "--set", "training.val_every_epochs=0",
+                           "--set", "eval.eval_max_samples=3"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [json.loads(line) for line in (run / "val_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2]
+    ego = rows[0]["ego_motion"]
+    assert ego["rel_trans_err_pct"] > 0 and math.isfinite(ego["rel_rot_err_deg_per_m"]) and ego["scale_ratio"] >= 0
+    assert "ego motion at step 2" in p.stderr

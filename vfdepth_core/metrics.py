@@ -247,6 +247,35 @@ def constant_baseline_protocol(gt_per_image: Sequence[np.ndarray]) -> dict:
     return {"metric": {"value_m": c, **_row(metric)}, "median": _row(median), "images": len(arrs)}
 
 
+def per_pixel_prior(gt: np.ndarray, valid: Optional[np.ndarray] = None, chunk: int = 65536) -> np.ndarray:
+    """The best per-pixel prior: for each pixel, the depth that minimises abs_rel over a stack of GT maps.
+
+    gt: ``(S, *pixel_dims)`` metres, e.g. ``(S, N, H, W)`` for S samples of N cameras (0 or non-finite = no
+    measurement); valid: optional boolean mask of the same shape. abs_rel sums ``|c - g| / g``, a
+    weighted L1 in c with weights 1/g, so the minimiser is the weighted median of the pixel's valid
+    GT values with weights 1/g (the lower one on a tie). Returns ``pixel_dims`` float64, NaN where a
+    pixel never has valid GT.
+    """
+    g = np.asarray(gt)
+    S = g.shape[0]
+    flat_g = g.reshape(S, -1)
+    flat_valid = None if valid is None else np.asarray(valid, dtype=bool).reshape(S, -1)
+    out = np.full(flat_g.shape[1], np.nan)
+    for a in range(0, flat_g.shape[1], chunk):
+        v = flat_g[:, a:a + chunk].astype(np.float64)
+        ok = np.isfinite(v) & (v > 0)
+        if flat_valid is not None:
+            ok &= flat_valid[:, a:a + chunk]
+        v = np.where(ok, v, np.inf)
+        vs = np.sort(v, axis=0)
+        w = np.where(np.isfinite(vs), 1.0 / vs, 0.0)
+        cw = np.cumsum(w, axis=0)
+        k = (cw < 0.5 * cw[-1:]).sum(axis=0)  # first index where the cumulative weight reaches half
+        pick = np.take_along_axis(vs, np.minimum(k, S - 1)[None], 0)[0]
+        out[a:a + chunk] = np.where(cw[-1] > 0, pick, np.nan)
+    return out.reshape(g.shape[1:])
+
+
 # Odometry errors live in vfdepth_core.odometry; re-exported here for the callers that score both.
 from vfdepth_core.odometry import trajectory_errors  # noqa: E402
 
@@ -261,6 +290,7 @@ __all__ = [
     "evaluate_depth",
     "format_depth_table",
     "median_ratio",
+    "per_pixel_prior",
     "trajectory_errors",
     "valid_depth_mask",
 ]

@@ -293,14 +293,29 @@ class MotionErrorAccumulator:
         r["scale_ratio"] = r["est_path_length_m"] / r["path_length_m"] if r["path_length_m"] > 1e-3 else None
         return r
 
-    def result(self) -> dict:
-        """``{"overall": {...}, "per_scene": {scene: {...}}}``; empty dict when nothing was added."""
+    def result(self, trajectories: bool = True) -> dict:
+        """``{"overall": {...}, "per_scene": {scene: {...}}}``; empty dict when nothing was added.
+
+        trajectories: also chain each scene's motions into a trajectory and add its
+        :func:`trajectory_errors` as ``per_scene[scene]["trajectory"]`` (ATE, drift, segments) and their
+        mean ATE / drift as ``overall["ate_rmse_m"]`` / ``overall["drift_pct"]``; meaningful when each
+        scene's steps were added in temporal order and without a missing sample (an unshuffled loader).
+        """
         if not self._est:
             return {}
         est = [T for s in self._est for T in self._est[s]]
         gt = [T for s in self._gt for T in self._gt[s]]
-        return {"overall": self._score(est, gt),
-                "per_scene": {s: self._score(self._est[s], self._gt[s]) for s in self._est}}
+        res = {"overall": self._score(est, gt),
+               "per_scene": {s: self._score(self._est[s], self._gt[s]) for s in self._est}}
+        if trajectories:
+            for s, row in res["per_scene"].items():
+                row["trajectory"] = trajectory_errors(chain_motions(np.stack(self._est[s])),
+                                                      chain_motions(np.stack(self._gt[s])))
+            tr = [row["trajectory"] for row in res["per_scene"].values()]
+            res["overall"]["ate_rmse_m"] = float(np.mean([t["ate_rmse_m"] for t in tr]))
+            drift = [t["drift_pct"] for t in tr if t["drift_pct"] is not None]
+            res["overall"]["drift_pct"] = float(np.mean(drift)) if drift else None
+        return res
 
 
 def batch_motion_pairs(batch: dict, frame_ids: Sequence[int]) -> Optional[Tuple[int, int]]:
@@ -382,10 +397,14 @@ def evaluate_motion_model(model, loader, device: str = "cpu", max_samples: Optio
     return res
 
 
+def _traj(row: dict, key: str):
+    return row.get("trajectory", row).get(key)
+
+
 def format_motion_table(res: dict) -> str:
     """Per-scene and overall motion errors as a table (a :meth:`MotionErrorAccumulator.result`)."""
     head = (f"{'ego-motion':>16s} | {'steps':>5s} {'path m':>7s} {'trans %':>8s} {'m/step':>7s} "
-            f"{'deg/m':>7s} {'deg/step':>8s} {'est/gt':>6s}")
+            f"{'deg/m':>7s} {'deg/step':>8s} {'est/gt':>6s} {'ATE m':>6s} {'drift%':>6s}")
     lines = [head, "-" * len(head)]
 
     def fmt(v, spec, w):
@@ -396,7 +415,8 @@ def format_motion_table(res: dict) -> str:
         lines.append(f"{name[-16:]:>16s} | {r['steps']:5d} {r['path_length_m']:7.2f} "
                      f"{fmt(r['rel_trans_err_pct'], '.2f', 8)} {r['rpe_trans_m']:7.4f} "
                      f"{fmt(r['rel_rot_err_deg_per_m'], '.4f', 7)} {r['rpe_rot_deg']:8.4f} "
-                     f"{fmt(r['scale_ratio'], '.2f', 6)}")
+                     f"{fmt(r['scale_ratio'], '.2f', 6)} {fmt(_traj(r, 'ate_rmse_m'), '.2f', 6)} "
+                     f"{fmt(_traj(r, 'drift_pct'), '.1f', 6)}")
     return "\n".join(lines)
 
 

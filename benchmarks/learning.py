@@ -9,7 +9,11 @@
 2. Trains ``training/configs/synthetic/synthetic_cpu.yaml`` through the real ``training/train.py`` for
    ``--minutes`` (validation on a few held-out samples every ``--val_every`` steps: the learning curve).
 3. Evaluates the final checkpoint on every held-out sample (the paper's protocol) and prints metric and
-   median-scaled abs_rel / d1 next to the best constant-depth predictor on the same pixels.
+   median-scaled abs_rel / d1 next to the best constant-depth predictor and the best per-pixel prior of
+   the training scenes' GT (per camera and pixel, the depth minimising abs_rel) on the same pixels, with
+   the ratio network / prior; and the ego motion of the held-out drives (metric relative translation and
+   rotation errors between consecutive samples, ATE and drift of each drive chained into a trajectory).
+   The learning curve shows the ego-motion error of the validation subset during training as well.
 
 Writes ``results/learning/``: ``learning.json`` (all numbers), ``learning_curve.png``, the run folder
 ``run/`` (checkpoints, TensorBoard, train/val logs) and ``train.log``.
@@ -178,14 +182,43 @@ class DepthBinBreakdown:
         return rows
 
 
-def format_bins(rows: list) -> str:
-    lines = [f"{'GT depth':>12s} {'share':>7s} {'abs_rel':>8s} {'adds':>7s} {'gt/pred':>8s}"]
-    for r in rows:
+def format_bins(rows: list, prior_rows: list | None = None) -> str:
+    """The by-depth table; with ``prior_rows`` (the per-pixel prior's breakdown) its abs_rel beside."""
+    head = f"{'GT depth':>12s} {'share':>7s} {'abs_rel':>8s} {'adds':>7s} {'gt/pred':>8s}"
+    lines = [head + (f" {'prior':>8s} {'adds':>7s}" if prior_rows else "")]
+    for i, r in enumerate(rows):
         lo, hi = r["range_m"]
         ar = "-" if r["abs_rel"] is None else f"{r['abs_rel']:.3f}"
         mr = "-" if r["median_ratio_gt_pred"] is None else f"{r['median_ratio_gt_pred']:.2f}"
-        lines.append(f"{f'{lo:g}-{hi:g} m':>12s} {r['share']:7.1%} {ar:>8s} {r['contribution']:7.3f} {mr:>8s}")
+        line = f"{f'{lo:g}-{hi:g} m':>12s} {r['share']:7.1%} {ar:>8s} {r['contribution']:7.3f} {mr:>8s}"
+        if prior_rows:
+            p = prior_rows[i]
+            line += f" {'-' if p['abs_rel'] is None else format(p['abs_rel'], '.3f'):>8s} {p['contribution']:7.3f}"
+        lines.append(line)
     return "\n".join(lines)
+
+
+class PriorScorer:
+    """An ``on_batch`` hook: scores a fixed per-pixel depth (N, H, W) on the same held-out pixels as the
+    network (the protocol's metric and median scaling, and the by-depth breakdown), then calls ``then``."""
+
+    def __init__(self, prior, cameras, min_depth: float, max_depth: float, then=None):
+        from vfdepth_core.metrics import DepthMetricAccumulator
+
+        self.prior, self.then = prior, then
+        self.acc = DepthMetricAccumulator(cameras, min_depth, max_depth)
+        self.bins = DepthBinBreakdown(min_depth, max_depth)
+
+    def __call__(self, batch, depth, errors) -> None:
+        gt = batch["depth_gt"].float()
+        pred = self.prior[None, :, None].to(gt).expand_as(gt)
+        self.acc.update(pred, gt, batch.get("mask"))
+        self.bins(batch, pred, None)
+        if self.then is not None:
+            self.then(batch, depth, errors)
+
+    def result(self) -> dict:
+        return {**self.acc.result(), "depth_bins": self.bins.result()}
 
 
 def evaluate(args, ds_json: Path, run_dir: Path) -> dict:
@@ -211,11 +244,31 @@ def evaluate(args, ds_json: Path, run_dir: Path) -> dict:
     ds = build_dataset(cfg, "val")
     loader = DataLoader(ds, batch_size=1, shuffle=False, collate_fn=collate_skip_broken)
     bins = DepthBinBreakdown(cfg.eval.eval_min_depth, cfg.eval.eval_max_depth)
+    logger.info("per-pixel prior of the training scenes' GT")
+    prior = tu.split_gt_prior(cfg, "train")
+    prior_scorer = PriorScorer(prior["prior"], list(cfg.data.cameras), cfg.eval.eval_min_depth,
+                               cfg.eval.eval_max_depth, then=bins)
     res = tu.evaluate_depth_model(model, loader, list(cfg.data.cameras), "cpu", cfg.eval.eval_min_depth,
-                                  cfg.eval.eval_max_depth, keep_gt=True, on_batch=bins)
+                                  cfg.eval.eval_max_depth, keep_gt=True, on_batch=prior_scorer)
     base = constant_baseline_protocol(res.pop("gt_values"))
+    prior_res = prior_scorer.result()
+    prior_res.update({k: v for k, v in prior.items() if k != "prior"})
     return {"step": ck["step"], "epoch": ck["epoch"], "config": ck["config_name"], "eval": res, "constant": base,
-            "depth_bins": bins.result()}
+            "depth_bins": bins.result(), "per_pixel_prior": prior_res, "ego_motion": evaluate_motion(cfg, model)}
+
+
+def evaluate_motion(cfg, model) -> dict:
+    """Ego motion of the held-out drives: every consecutive pair (metric relative errors), and each drive
+    chained into a trajectory (ATE, drift), see :mod:`vfdepth_core.odometry`."""
+    from torch.utils.data import DataLoader
+
+    from vfdepth_core.config import with_overrides
+    from vfdepth_core.datasets import build_dataset, collate_skip_broken
+    from vfdepth_core.odometry import MOTION_FRAME_IDS, evaluate_motion_model
+
+    ds = build_dataset(with_overrides(cfg, ["data.val_requirements=(gt_pose, mask)"]), "val",
+                       frame_ids=MOTION_FRAME_IDS)
+    return evaluate_motion_model(model, DataLoader(ds, batch_size=1, shuffle=False, collate_fn=collate_skip_broken))
 
 
 def objective_check(ds_json: Path, indices=(10, 100), overrides=()) -> dict:
@@ -269,7 +322,9 @@ def objective_check(ds_json: Path, indices=(10, 100), overrides=()) -> dict:
     return out
 
 
-def plot_curve(run_dir: Path, out_png: Path, base: dict | None) -> list:
+def plot_curve(run_dir: Path, out_png: Path, base: dict | None, prior: dict | None = None) -> list:
+    """learning_curve.png from the run's val_log.jsonl: abs_rel and d1 (with the best constant and the
+    per-pixel prior as lines) and, when validation logged it, the ego-motion error during training."""
     rows = []
     p = run_dir / "val_log.jsonl"
     if p.exists():
@@ -282,23 +337,96 @@ def plot_curve(run_dir: Path, out_png: Path, base: dict | None) -> list:
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    ego = [(r["step"], r["ego_motion"]) for r in rows if r.get("ego_motion")]
+    fig, axes = plt.subplots(1, 3 if ego else 2, figsize=(16 if ego else 11, 4))
     for ax, key, title in ((axes[0], "abs_rel", "abs_rel (lower is better)"), (axes[1], "d1", "d < 1.25 (higher is better)")):
         ax.plot(steps, [r["metric"][key] for r in rows], "o-", label="metric")
         ax.plot(steps, [r["median"][key] for r in rows], "s-", label="median-scaled")
         if base is not None:
             ax.axhline(base["metric"][key], color="r", ls="--", label=f"best constant ({base['metric']['value_m']:.1f} m)")
             ax.axhline(base["median"][key], color="gray", ls=":", label="constant, median-scaled")
+        if prior is not None and prior["metric"]["mean"][key] is not None:
+            ax.axhline(prior["metric"]["mean"][key], color="purple", ls="-.", label="per-pixel prior (all held-out)")
         ax.set_xlabel("training step")
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if ego:
+        ax = axes[2]
+        ax.plot([s for s, _ in ego], [e.get("rel_trans_err_pct") for _, e in ego], "o-", color="C2",
+                label="relative translation error (%)")
+        ax.set_ylabel("% of the true step")
+        ax.set_xlabel("training step")
+        ax.set_title("ego motion (held-out subset, metric)")
+        ax.grid(alpha=0.3)
+        ax2 = ax.twinx()
+        ax2.plot([s for s, _ in ego], [e.get("rel_rot_err_deg_per_m") for _, e in ego], "s--", color="C3",
+                 label="rotation error (deg/m)")
+        ax2.set_ylabel("deg/m")
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=8)
     fig.suptitle("VFDepth on held-out synthetic scenes (validation subset during training)")
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return rows
+
+
+def summarize(res: dict) -> dict:
+    """The benchmark's headline numbers: network, best constant, per-pixel prior (with the ratio of the
+    network's metric abs_rel to the prior's) and ego motion of the held-out drives."""
+    m, md = res["eval"]["metric"]["mean"], res["eval"]["median"]["mean"]
+    cm, cmd = res["constant"]["metric"], res["constant"]["median"]
+    pm = res["per_pixel_prior"]["metric"]["mean"]
+    ego = (res.get("ego_motion") or {}).get("overall") or {}
+    pick = ("abs_rel", "d1", "rmse")
+    return {
+        "held_out_samples": res["eval"]["samples"],
+        "steps": res["step"],
+        "metric": {k: m[k] for k in pick},
+        "median_scaled": {k: md[k] for k in pick},
+        "constant_metric": {"value_m": cm["value_m"], **{k: cm[k] for k in pick}},
+        "constant_median_scaled": {k: cmd[k] for k in pick},
+        "per_pixel_prior": {k: pm[k] for k in pick},
+        "ratio_to_prior_abs_rel": (m["abs_rel"] / pm["abs_rel"]) if m["abs_rel"] and pm["abs_rel"] else None,
+        "median_ratio_mean": (res["eval"].get("median_ratio") or {}).get("mean"),
+        "abs_rel_by_gt_depth": res["depth_bins"],
+        "ego_motion": {k: ego.get(k) for k in ("rel_trans_err_pct", "rel_rot_err_deg_per_m", "rpe_rot_deg",
+                                               "scale_ratio", "ate_rmse_m", "drift_pct", "path_length_m")},
+        "target_metric_abs_rel": 0.20,
+        "meets_target": m["abs_rel"] is not None and m["abs_rel"] <= 0.20,
+        "target_ego_motion": {"rel_trans_err_pct": 5.0, "rel_rot_err_deg_per_m": 0.5},
+    }
+
+
+def print_summary(res: dict, summary: dict) -> None:
+    from vfdepth_core.metrics import format_depth_table
+    from vfdepth_core.odometry import format_motion_table
+
+    print(format_depth_table(res["eval"], "metric"))
+    print(format_depth_table(res["eval"], "median"))
+    print(f"\nheld-out samples: {summary['held_out_samples']}, training steps: {summary['steps']}")
+    print(f"{'':24s} {'abs_rel':>8s} {'d1':>8s} {'rmse':>8s}")
+    cm = summary["constant_metric"]
+    for name, row in (("VFDepth metric", summary["metric"]), ("VFDepth median-scaled", summary["median_scaled"]),
+                      (f"constant {cm['value_m']:.1f} m", cm),
+                      ("constant median-scaled", summary["constant_median_scaled"]),
+                      ("per-pixel prior (train)", summary["per_pixel_prior"])):
+        print(f"{name:24s} {row['abs_rel']:8.3f} {row['d1']:8.3f} {row['rmse']:8.3f}")
+    r = summary["ratio_to_prior_abs_rel"]
+    print(f"network / per-pixel prior, metric abs_rel: {'n/a' if r is None else format(r, '.2f')} (below 1 = the network "
+          "learnt more than the prior)")
+    print(f"median ratio gt/pred (1 = right scale): {summary['median_ratio_mean']}")
+    print("\nmetric abs_rel by ground-truth depth (share of points, abs_rel there, what it adds to the mean; the "
+          "per-pixel prior's beside):")
+    print(format_bins(res["depth_bins"], res["per_pixel_prior"]["depth_bins"]))
+    ego = res.get("ego_motion") or {}
+    if ego:
+        print(f"\nego motion of the held-out drives ({ego['samples']} consecutive pairs; metric, no scale alignment; "
+              "ATE after SE(3) alignment of each drive)")
+        print(format_motion_table(ego))
 
 
 def main(argv=None) -> int:
@@ -322,40 +450,14 @@ def main(argv=None) -> int:
     if not args.eval_only:
         train(args, ds_json, run_dir)
     res = evaluate(args, ds_json, run_dir)
-    rows = plot_curve(run_dir, out / "learning_curve.png", res["constant"])
-    m, md = res["eval"]["metric"]["mean"], res["eval"]["median"]["mean"]
-    cm, cmd = res["constant"]["metric"], res["constant"]["median"]
-    summary = {
-        "held_out_samples": res["eval"]["samples"],
-        "steps": res["step"],
-        "training_overrides": list(args.set),
-        "weights": args.eval_weights,
-        "metric": {"abs_rel": m["abs_rel"], "d1": m["d1"], "rmse": m["rmse"]},
-        "median_scaled": {"abs_rel": md["abs_rel"], "d1": md["d1"], "rmse": md["rmse"]},
-        "constant_metric": {"value_m": cm["value_m"], "abs_rel": cm["abs_rel"], "d1": cm["d1"], "rmse": cm["rmse"]},
-        "constant_median_scaled": {"abs_rel": cmd["abs_rel"], "d1": cmd["d1"], "rmse": cmd["rmse"]},
-        "median_ratio_mean": (res["eval"].get("median_ratio") or {}).get("mean"),
-        "abs_rel_by_gt_depth": res["depth_bins"],
-        "target_metric_abs_rel": 0.20,
-        "meets_target": m["abs_rel"] is not None and m["abs_rel"] <= 0.20,
-    }
-    from vfdepth_core.metrics import format_depth_table
+    rows = plot_curve(run_dir, out / "learning_curve.png", res["constant"], res["per_pixel_prior"])
+    summary = {**summarize(res), "training_overrides": list(args.set), "weights": args.eval_weights}
     from vfdepth_core.training_utils import write_json
 
     out_name = "learning.json" if args.eval_weights == "saved" else "learning_train_weights.json"
     write_json(out / out_name, {"summary": summary, "full": res, "curve": rows,
-                                       "wall_s": time.time() - t0, "args": vars(args)})
-    print(format_depth_table(res["eval"], "metric"))
-    print(format_depth_table(res["eval"], "median"))
-    print(f"\nheld-out samples: {summary['held_out_samples']}, training steps: {summary['steps']}")
-    print(f"{'':24s} {'abs_rel':>8s} {'d1':>8s} {'rmse':>8s}")
-    for name, row in (("VFDepth metric", summary["metric"]), ("VFDepth median-scaled", summary["median_scaled"]),
-                      (f"constant {cm['value_m']:.1f} m", summary["constant_metric"]),
-                      ("constant median-scaled", summary["constant_median_scaled"])):
-        print(f"{name:24s} {row['abs_rel']:8.3f} {row['d1']:8.3f} {row['rmse']:8.3f}")
-    print(f"median ratio gt/pred (1 = right scale): {summary['median_ratio_mean']}")
-    print("\nmetric abs_rel by ground-truth depth (share of points, abs_rel there, what it adds to the mean):")
-    print(format_bins(res["depth_bins"]))
+                                "wall_s": time.time() - t0, "args": vars(args)})
+    print_summary(res, summary)
     print(f"results: {out / out_name}, curve: {out / 'learning_curve.png'}")
     return 0
 

@@ -46,3 +46,19 @@ def test_demo_with_checkpoint_writes_every_result(repo_root, tmp_path, ros_domai
         assert (out / name).stat().st_size > 1000, name
     gif = iio.imread(out / "mosaic.gif", index=None)
     assert gif.shape[0] == frames and gif.shape[-1] == 3
+
+
+def test_demo_report_puts_the_prior_beside_the_model(repo_root):
+    """The demo's summary: step count, model and per-pixel prior with their ratio, the odometry headline."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vfdepth_demo", repo_root / "tools" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    res = {"depth": {"metric": {"mean": {"abs_rel": 0.12, "d1": 0.85}}},
+           "odometry": {"rel_trans_err_pct": 8.0, "rel_rot_err_deg_per_m": 0.2, "ate_rmse_m": 0.5,
+                        "est_path_length_m": 18.0, "path_length_m": 18.9}}
+    text = demo.report(res, {"metric": {"mean": {"abs_rel": 0.16, "d1": 0.75}}}, 300)
+    assert "300 training steps" in text and "model / prior abs_rel: 0.75" in text
+    assert "relative translation error 8.0 %" in text and "18.0 m of 18.9 m" in text
+    assert "prior" not in demo.report(res, None, 300)

@@ -68,3 +68,78 @@ def test_depth_bin_breakdown_adds_up_to_the_metric_mean(bench):
     assert far["median_ratio_gt_pred"] == pytest.approx(1.0) and rows[1]["points"] == 0
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
     assert "0-3 m" in bench.format_bins(rows)
+
+
+def test_prior_scorer_scores_a_fixed_depth_on_the_networks_pixels(bench):
+    """Known answer: a prior of 2 m everywhere on GT of 2 m (near) and 15 m (far): abs_rel 0 near, 13/15 far,
+    the mean over images is their average; the hook passes the batch on to the next one."""
+    import torch
+
+    gt = torch.zeros(1, 2, 1, 2, 2)
+    gt[:, 0] = 2.0
+    gt[:, 1] = 15.0
+    gt[0, 1, 0, 1, 1] = 0.0  # no LIDAR there: not scored
+    seen = []
+    scorer = bench.PriorScorer(torch.full((2, 2, 2), 2.0, dtype=torch.float64), ["a", "b"], 0.0, 200.0,
+                               then=lambda b, d, e: seen.append(d))
+    scorer({"depth_gt": gt}, "network depth", None)
+    res = scorer.result()
+    assert res["metric"]["per_camera"]["a"]["abs_rel"] == pytest.approx(0.0)
+    assert res["metric"]["per_camera"]["b"]["abs_rel"] == pytest.approx(13 / 15)
+    assert res["metric"]["mean"]["abs_rel"] == pytest.approx(13 / 30)
+    assert seen == ["network depth"]
+    assert sum(r["contribution"] for r in res["depth_bins"]) == pytest.approx(13 / 30)
+    rows = res["depth_bins"]
+    assert "prior" in bench.format_bins(rows, rows)
+
+
+def test_split_gt_prior_of_a_tiny_split(tmp_path):
+    """The per-pixel prior of a split: one value per camera and pixel at the network's size; where a pixel
+    was measured in one training sample only, it is that sample's depth."""
+    import numpy as np
+    import torch
+
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from train_helpers import TINY, make_tiny_dataset
+
+    from vfdepth_core.config import load_config
+    from vfdepth_core.datasets import build_dataset
+    from vfdepth_core.training_utils import split_gt_prior
+
+    data = make_tiny_dataset(tmp_path / "tiny", frames=3)
+    cfg = load_config(TINY, [f"data.data_path={data}"])
+    res = split_gt_prior(cfg, "train")
+    prior = res["prior"]
+    assert prior.shape == (6, cfg.training.height, cfg.training.width) and torch.isfinite(prior).all()
+    assert res["samples"] == 3 and res["fallback_m"] > 0
+    ds = build_dataset(load_config(TINY, [f"data.data_path={data}",
+                                          "data.train_requirements=(gt_pose, gt_depth, mask)"]), "train", frame_ids=(0,))
+    ev = cfg.eval
+    gts = np.stack([ds[i]["depth_gt"][:, 0].numpy() for i in range(len(ds))])
+    valid = np.stack([(ds[i]["mask"][:, 0].numpy() > 0.5) for i in range(len(ds))])
+    valid &= (gts > ev.eval_min_depth) & (gts <= ev.eval_max_depth)
+    once = valid.sum(0) == 1
+    assert once.any()
+    np.testing.assert_allclose(prior.numpy()[once], np.where(valid, gts, 0).max(0)[once], rtol=1e-6)
+    never = valid.sum(0) == 0
+    assert np.allclose(prior.numpy()[never], res["fallback_m"])
+
+
+def test_learning_curve_has_the_ego_motion_panel(bench, tmp_path):
+    """A val log with ego-motion rows gets a third panel (the picture is wider than the depth-only one)."""
+    import json
+
+    import imageio.v3 as iio
+
+    run = tmp_path / "run"
+    run.mkdir()
+    depth = {"abs_rel": 0.3, "d1": 0.6}
+    rows = [{"step": s, "metric": depth, "median": depth,
+             "ego_motion": {"rel_trans_err_pct": 50.0 / s, "rel_rot_err_deg_per_m": 1.0 / s}} for s in (5, 10)]
+    (run / "val_log.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert len(bench.plot_curve(run, tmp_path / "with.png", None)) == 2
+    (run / "val_log.jsonl").write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "ego_motion"})
+                                                 for r in rows))
+    bench.plot_curve(run, tmp_path / "without.png", None)
+    assert iio.imread(tmp_path / "with.png").shape[1] > iio.imread(tmp_path / "without.png").shape[1]

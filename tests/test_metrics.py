@@ -185,7 +185,8 @@ def test_trajectory_errors_known_scale_error():
     assert r["ate_rmse_m"] == pytest.approx(math.sqrt((4 + 1 + 0 + 1 + 4) / 5))
     s = trajectory_errors(est, gt, align="sim3")
     assert s["align_scale"] == pytest.approx(2.0)
-    assert s["ate_rmse_m"] < 1e-9 and s["rel_trans_err_pct"] < 1e-7
+    assert s["ate_rmse_m"] < 1e-9
+    assert s["rel_trans_err_pct"] == pytest.approx(50.0)  # relative errors are metric: never scaled
 
 
 def test_trajectory_errors_rotation_error_per_metre():
@@ -216,3 +217,36 @@ def test_constant_baseline_protocol_minimises_mean_abs_rel():
     assert res["metric"]["abs_rel"] <= best + 1e-9
     expect_med = np.mean([np.mean(np.abs(g - np.median(g)) / g) for g in imgs if g.size])
     assert res["median"]["abs_rel"] == pytest.approx(expect_med)
+
+
+def test_per_pixel_prior_known_answer():
+    """Per pixel the abs_rel-optimal depth: the weighted median of its valid GT with weights 1/gt."""
+    from vfdepth_core.metrics import per_pixel_prior
+
+    gt = np.zeros((4, 1, 2, 2))
+    gt[:, 0, 0, 0] = [1.0, 2.0, 4.0, 0.0]   # weights 1, .5, .25: half of 1.75 is reached at 1 m
+    gt[:, 0, 0, 1] = [10.0, 2.0, 2.0, 2.0]  # weights .1, .5, .5, .5: at 2 m
+    gt[:, 0, 1, 0] = [5.0, 0.0, 0.0, 0.0]   # one measurement
+    # pixel (1, 1): never measured -> NaN
+    prior = per_pixel_prior(gt)
+    assert prior.shape == (1, 2, 2)
+    assert prior[0, 0, 0] == 1.0 and prior[0, 0, 1] == 2.0 and prior[0, 1, 0] == 5.0
+    assert np.isnan(prior[0, 1, 1])
+    # a mask removes the 1 m value: then 2 m (weights .5, .25)
+    valid = gt > 0
+    valid[0, 0, 0, 0] = False
+    assert per_pixel_prior(gt, valid)[0, 0, 0] == 2.0
+
+
+def test_per_pixel_prior_minimises_abs_rel_per_pixel():
+    from vfdepth_core.metrics import per_pixel_prior
+
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(2.0, 60.0, size=(9, 3, 5))
+    gt[rng.random(gt.shape) < 0.2] = 0.0
+    prior = per_pixel_prior(gt, chunk=4)  # several chunks
+    for i in range(3):
+        for j in range(5):
+            g = gt[:, i, j][gt[:, i, j] > 0]
+            cost = [np.abs(c - g).__truediv__(g).sum() for c in g]
+            assert np.abs(prior[i, j] - g).__truediv__(g).sum() == pytest.approx(min(cost))

@@ -130,6 +130,11 @@ def test_graph_end_to_end(ros_domain_id, repo_root, tmp_path):
         for s in stamps:
             np.testing.assert_allclose(cv.transform_to_matrix(tf_odom[s]), cv.odometry_to_matrix(odoms[s]), atol=1e-9)
         assert not np.allclose(cv.odometry_to_matrix(odoms[stamps[2]]), np.eye(4))  # it moved (random weights)
+        # covariance (vfdepth_core.odometry.OdometryIntegrator): none at the start, growing with each step;
+        # the first frame's twist is unknown (large variance), later ones are measured
+        pose_var = [np.array(odoms[s].pose.covariance).reshape(6, 6)[0, 0] for s in stamps]
+        assert pose_var[0] == 0.0 and all(b > a for a, b in zip(pose_var[1:], pose_var[2:]))
+        assert np.array(odoms[stamps[0]].twist.covariance)[0] >= 1e6 > np.array(odoms[stamps[2]].twist.covariance)[0] > 0
 
         # point cloud: fields, frame, one point per kept pixel, at the back-projected position
         (pc,) = out.with_stamp("points", stamps[-1])

@@ -263,3 +263,48 @@ def test_weight_average_is_what_a_checkpoint_hands_out_and_resumes_exactly(data_
     for part in ("model", "model_train"):
         for k in b[part]:
             assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
+def test_eval_scores_ego_motion_against_the_dataset_poses(data_json, tmp_path):
+    """Known answer: a pose head zeroed to predict no motion has 100 % relative translation error and an
+    estimated/true distance of 0, on the val drive's 4 consecutive pairs (5 frames), one scene."""
+    import numpy as np
+
+    from vfdepth_core.checkpoint import save_checkpoint
+    from vfdepth_core.config import load_config
+    from vfdepth_core.model import VFDepth
+
+    cfg = load_config(TINY, [f"data.data_path={data_json}"])
+    torch.manual_seed(0)
+    model = VFDepth(cfg, load_imagenet=False)
+    head = model.pose_net.pose_head.pose2
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+    ckpt = save_checkpoint(tmp_path / "still.pt", model, cfg)
+    out = tmp_path / "eval"
+    p = run_script(EVAL, ["--config_file", TINY, "--weight_path", ckpt, "--set", f"data.data_path={data_json}",
+                          "--out_dir", out])
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "ego motion between consecutive samples" in p.stdout and "overall" in p.stdout
+    ego = json.loads((out / "metrics.json").read_text())["ego_motion"]
+    o = ego["overall"]
+    assert ego["samples"] == 4 and o["steps"] == 4 and len(ego["per_scene"]) == 1
+    assert o["rel_trans_err_pct"] == pytest.approx(100.0) and o["scale_ratio"] == pytest.approx(0.0)
+    # the true path: the val drive's own poses (ddad.json scene 1) between consecutive frames
+    assert o["path_length_m"] > 1.0 and np.isfinite(o["rpe_rot_deg"])
+
+
+def test_validation_during_training_logs_ego_motion(data_json, tmp_path):
+    """val_every_steps: each val_log.jsonl row has the depth means and the ego-motion error of the subset."""
+    run = tmp_path / "run"
+    p = run_script(TRAIN, ["--config_file", TINY, "--run_dir", run, "--no_progress",
+                           "--set", f"data.data_path={data_json}", "--set", "training.max_steps=2",
+                           "--set", "training.val_every_steps=2", "--set", "training.val_every_epochs=0",
+                           "--set", "eval.eval_max_samples=3"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [json.loads(line) for line in (run / "val_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2]
+    ego = rows[0]["ego_motion"]
+    assert ego["rel_trans_err_pct"] > 0 and math.isfinite(ego["rel_rot_err_deg_per_m"]) and ego["scale_ratio"] >= 0
+    assert "ego motion at step 2" in p.stderr

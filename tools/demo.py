@@ -4,13 +4,16 @@
 Steps (each prints what it does; re-runs reuse what is cached under results/demo/cache):
   1. model: --checkpoint / $VFDEPTH_DEMO_CHECKPOINT, else results/demo/cache/model.pt, else train one:
      `vfdepth synth` renders a small synthetic DDAD-format dataset, `training/train.py` trains the CPU
-     config on it for a few minutes (training.max_minutes) and the last checkpoint is cached.
+     config on it for --train-steps optimizer steps (a step budget, with a progress bar and ETA: a
+     slower machine takes longer but trains the same model) and the last checkpoint is cached.
   2. bag: `vfdepth bag from-synthetic` renders a drive the model never saw (another seed) -> drive.mcap.
   3. replay: `vfdepth launch` starts the node graph (loopback DDS, own ROS_DOMAIN_ID, use_sim_time),
      `vfdepth bag record` records its outputs, `vfdepth bag play --clock --wait-for-topic camera_01/depth`
      replays the drive paced by the node (no frame dropped on a slow CPU).
-  4. scores: `vfdepth evaluate-bag` -> metrics.json + metrics.txt (depth vs LIDAR, odometry vs gt/odom).
-  5. pictures: trajectory.png (estimate vs ground truth), mosaic.gif (six inputs, their depth, the
+  4. scores: `vfdepth evaluate-bag` -> metrics.json + metrics.txt (depth vs LIDAR, odometry vs gt/odom),
+     and beside the model the best per-pixel prior of the training scenes' LIDAR (per camera and pixel,
+     the depth minimising abs_rel) scored on the same pixels of the unseen drive.
+  5. pictures: trajectory.png (estimate with the ground truth on top), mosaic.gif (six inputs, their depth, the
      virtual view), and view.rrd (`vfdepth view`, the headless rerun recording) when available.
 """
 
@@ -32,6 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 CAMS = ["camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09"]
+
+# What the demo trains with on top of the CPU config (beyond the paper, see training/README.md):
+# the LIDAR depth loss (--gt-depth-coeff) and these.
+DEMO_SETS = ("model.pose_translation_scale=1.0",)
+DEMO_STEPS = 300
 
 
 def say(msg: str) -> None:
@@ -62,12 +70,14 @@ def train_model(cache: Path, args) -> Path:
     run_dir = cache / "train"
     sup = (f", self-supervised + LIDAR depth loss x{args.gt_depth_coeff:g}" if args.gt_depth_coeff > 0
            else ", self-supervised only")
-    say(f"training {args.config} on it for up to {args.train_minutes:g} min (CPU{sup}) -> {run_dir}")
+    say(f"training {args.config} on it for {args.train_steps} steps (CPU{sup}; progress bar with ETA below) -> {run_dir}")
     cmd = [sys.executable, str(REPO / "training" / "train.py"), "--config_file", str(REPO / args.config),
            "--run_dir", str(run_dir), "--device", "cpu",
            "--set", f"data.data_path={data / 'ddad.json'}", "--set", f"training.height={args.height}",
-           "--set", f"training.width={args.width}", "--set", f"training.max_minutes={args.train_minutes}",
+           "--set", f"training.width={args.width}", "--set", f"training.max_steps={args.train_steps}",
            "--set", "training.num_epochs=1000", "--set", "training.num_workers=0"]
+    for kv in DEMO_SETS:
+        cmd += ["--set", kv]
     if args.gt_depth_coeff > 0:
         # Beyond the paper: LIDAR supervision on top of the self-supervised losses, so that a few CPU
         # minutes give depth worth looking at (benchmarks/learning.py measures the pure objective).
@@ -81,6 +91,56 @@ def train_model(cache: Path, args) -> Path:
         raise SystemExit(f"demo: training finished without {ckpt}")
     shutil.copy2(ckpt, cache / "model.pt")
     return cache / "model.pt"
+
+
+def checkpoint_steps(ckpt: Path) -> Optional[int]:
+    from vfdepth_core.checkpoint import load_checkpoint
+
+    return load_checkpoint(ckpt, map_location="cpu").get("step")
+
+
+def prior_scores(cache: Path, bag: Path, outputs: Path, args) -> Optional[dict]:
+    """The best per-pixel prior of the training scenes' LIDAR (per camera and pixel, the depth minimising
+    abs_rel), scored like the model on the same pixels of the unseen drive; None without training data."""
+    data = cache / "synthetic_ddad" / "ddad.json"
+    if not data.is_file():
+        say(f"no training data in {data.parent} (a given checkpoint): no per-pixel prior to compare with")
+        return None
+    from vfdepth_core.config import load_config
+    from vfdepth_core.training_utils import split_gt_prior
+    from vfdepth_ros.bag import evaluate as E
+
+    cfg = load_config(REPO / args.config, [f"data.data_path={data}", f"training.height={args.height}",
+                                           f"training.width={args.width}"])
+    prior = split_gt_prior(cfg, "train")["prior"].numpy().astype("float32")
+    out = E.read_outputs(outputs)
+    cams = [str(c) for c in cfg.data.cameras]
+    if any(d.shape != prior.shape[1:] for c in out.depth for _, d, _ in out.depth[c]):
+        say(f"the model's depth is not {args.width}x{args.height}: no per-pixel prior to compare with")
+        return None
+    out.depth = {c: [(t, prior[cams.index(c)], f) for t, _, f in lst] for c, lst in out.depth.items() if c in cams}
+    out.odom = []
+    return E.score_depth(out, E.read_ground_truth(bag), E.EvalOptions(), str(bag))
+
+
+def report(res: dict, prior: Optional[dict], steps: Optional[int]) -> str:
+    """Model vs per-pixel prior (depth) and the odometry headline, as text lines."""
+    lines = [f"model: {'?' if steps is None else steps} training steps"]
+    m = res.get("depth", {}).get("metric", {}).get("mean", {})
+    if m:
+        lines.append(f"{'metric depth':24s} {'abs_rel':>8s} {'d1':>8s}")
+        lines.append(f"{'model':24s} {m['abs_rel']:8.3f} {m['d1']:8.3f}")
+        if prior is not None:
+            pm = prior["metric"]["mean"]
+            lines.append(f"{'per-pixel prior (train)':24s} {pm['abs_rel']:8.3f} {pm['d1']:8.3f}")
+            lines.append(f"model / prior abs_rel: {m['abs_rel'] / pm['abs_rel']:.2f} (below 1: the model learnt more "
+                         "than the prior)")
+    o = res.get("odometry")
+    if o and o.get("rel_trans_err_pct") is not None:
+        lines.append(f"odometry: relative translation error {o['rel_trans_err_pct']:.1f} %, rotation "
+                     f"{o['rel_rot_err_deg_per_m']:.3f} deg/m, ATE {o['ate_rmse_m']:.2f} m; the estimate travelled "
+                     f"{o['est_path_length_m']:.1f} m of {o['path_length_m']:.1f} m")
+    return "\n".join(lines)
 
 
 def replay(bag: Path, ckpt: Path, outputs: Path, domain_id: int, log_dir: Path) -> None:
@@ -176,7 +236,11 @@ def pictures(bag: Path, outputs: Path, out_dir: Path, res: dict) -> None:
     if out.odom:
         est = np.array([T[:3, 3] for _, T in sorted(out.odom, key=lambda x: x[0])])
         gtp = np.array([G[:3, 3] for G in gt.odom_T])
-        viz.plot_trajectory(est, gtp, path=out_dir / "trajectory.png", title="odometry: estimate vs ground truth")
+        o = res.get("odometry") or {}
+        title = "odometry: estimate vs ground truth"
+        if o.get("rel_trans_err_pct") is not None:
+            title += f"\nrel. translation error {o['rel_trans_err_pct']:.1f} %, ATE {o['ate_rmse_m']:.2f} m"
+        viz.plot_trajectory(est, gtp, path=out_dir / "trajectory.png", title=title)
         say(f"wrote {out_dir / 'trajectory.png'}")
     frames = []
     all_d = [d for s in depths.values() for k, d in s.items() if k in CAMS]
@@ -205,7 +269,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--checkpoint", default=os.environ.get("VFDEPTH_DEMO_CHECKPOINT", ""),
                     help="use this trained model instead of training one (env VFDEPTH_DEMO_CHECKPOINT)")
     ap.add_argument("--config", default="training/configs/synthetic/synthetic_cpu.yaml")
-    ap.add_argument("--train-minutes", type=float, default=8.0)
+    ap.add_argument("--train-steps", type=int, default=DEMO_STEPS,
+                    help=f"optimizer steps of the demo's training (default {DEMO_STEPS}; a step budget, so a slower "
+                         "machine takes longer, with a progress bar and ETA, but trains the same model)")
     ap.add_argument("--gt-depth-coeff", type=float, default=0.5,
                     help="weight of the LIDAR depth loss added to the self-supervised losses when the demo trains "
                          "its model (beyond the paper; 0 = purely self-supervised; default 0.5)")
@@ -248,10 +314,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     say("4/5 evaluate the recorded outputs against the bag's ground truth")
     run(vfdepth("evaluate-bag", str(bag), str(outputs), "--json", str(out_dir / "metrics.json")),
         stdout=open(out_dir / "metrics.txt", "w"))
+    res = json.loads((out_dir / "metrics.json").read_text())
+    prior = prior_scores(cache, bag, outputs, args)
+    res["per_pixel_prior"] = prior
+    res["training_steps"] = checkpoint_steps(ckpt)
+    (out_dir / "metrics.json").write_text(json.dumps(res, indent=2))
+    summary = report(res, prior, res["training_steps"])
+    with open(out_dir / "metrics.txt", "a") as f:
+        f.write("\n" + summary + "\n")
     print((out_dir / "metrics.txt").read_text())
 
     say("5/5 pictures and viewer recording")
-    res = json.loads((out_dir / "metrics.json").read_text())
     pictures(bag, outputs, out_dir, res)
     try:
         import vfdepth_ros.viewer  # noqa: F401

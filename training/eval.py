@@ -10,7 +10,8 @@ eval and output settings (``--use_file_config`` builds the model from the file i
 that it fits the checkpoint). Default weights: ``<data.log_dir>/<config name>/checkpoints/latest.pt``.
 
 Writes ``results/<config name>/`` (``<data.log_dir>/<config name>/`` unless ``--out_dir``):
-``metrics.json``, ``metrics.csv``, with ``eval.eval_visualize`` depth/error PNGs in ``vis/``, with
+``metrics.json`` (depth, and ``ego_motion``: the predicted motion between consecutive samples against
+the dataset's ego poses, per scene and overall), ``metrics.csv``, with ``eval.eval_visualize`` depth/error PNGs in ``vis/``, with
 ``--save_depth`` the raw predicted depth per sample in ``depth/``, and with
 ``training.aug_depth`` or ``eval.syn_visualize`` synthesized novel-view depth in ``syn_results/``
 (colormap PNG + raw ``.npy`` metres per virtual view).
@@ -172,6 +173,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     res["step"] = int(ck.get("step", 0))
     res["config_name"] = ck.get("config_name")
     res["split"] = args.split
+    res["ego_motion"] = evaluate_ego_motion(model, cfg, args.split, device)
     write_tables(res, out_dir, cams)
     print(f"checkpoint {weight} (step {res['step']}), {res['samples']} {args.split} samples, "
           f"depth cap {ev.eval_max_depth} m")
@@ -181,10 +183,46 @@ def run(argv: Optional[List[str]] = None) -> int:
     ratio = (res.get("median_ratio") or {}).get("mean")
     if ratio is not None:
         print(f"\nmean median ratio gt/pred: {ratio:.3f}")
+    print_ego_motion(res["ego_motion"])
     print(f"\nwrote {out_dir / 'metrics.json'} and {out_dir / 'metrics.csv'}")
     if do_syn:
         print(f"novel-view depth in {out_dir / 'syn_results'}")
     return 0
+
+
+def evaluate_ego_motion(model, cfg: Config, split: str, device: str) -> dict:
+    """The canonical motion between consecutive samples of `split` against the dataset's ego poses (per
+    scene and overall, :func:`vfdepth_core.odometry.evaluate_motion_model`); ``{"skipped": reason}`` when
+    the split has no consecutive samples."""
+    from torch.utils.data import DataLoader
+
+    from vfdepth_core.datasets import build_dataset, collate_skip_broken
+    from vfdepth_core.datasets.common import DatasetError
+    from vfdepth_core.odometry import MOTION_FRAME_IDS, evaluate_motion_model
+
+    reqs = "(gt_pose, mask)" if "mask" in cfg.data.val_requirements else "(gt_pose)"
+    cfg_m = with_overrides(cfg, [f"data.val_requirements={reqs}", f"data.train_requirements={reqs}"])
+    try:
+        ds = build_dataset(cfg_m, split, frame_ids=MOTION_FRAME_IDS, skip_broken=True)
+    except DatasetError as exc:
+        return {"skipped": f"no ego-motion evaluation: {exc}"}
+    if len(ds) == 0:
+        return {"skipped": f"no {split} sample has a previous sample: no ego-motion evaluation"}
+    loader = DataLoader(ds, batch_size=cfg.eval.eval_batch_size, shuffle=False, collate_fn=collate_skip_broken)
+    logger.info("ego motion on %d consecutive %s sample pairs", len(ds), split)
+    return evaluate_motion_model(model, loader, device, cfg.eval.eval_max_samples) or {"skipped": "no sample pairs"}
+
+
+def print_ego_motion(res: dict) -> None:
+    """The ego-motion table under the depth tables (or why there is none)."""
+    from vfdepth_core.odometry import format_motion_table
+
+    if "skipped" in res:
+        print(f"\n{res['skipped']}")
+        return
+    print(f"\nego motion between consecutive samples ({res['samples']} pairs; metric, no scale alignment; "
+          "est/gt = estimated / true distance)")
+    print(format_motion_table(res))
 
 
 def _write_depth(folder: Path, i: int, batch: dict, depth: torch.Tensor, b: int, cams: List[str], f0: int) -> None:

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from vfdepth_core import training_utils as tu  # noqa: E402
-from vfdepth_core.config import Config, ConfigError, load_config, save_config  # noqa: E402
+from vfdepth_core.config import Config, ConfigError, load_config, save_config, with_overrides  # noqa: E402
 
 logger = logging.getLogger("vfdepth.train")
 
@@ -154,6 +154,7 @@ class Trainer:
                     self.val_cameras = [str(c) for c in cfg.data.cameras]
             except Exception as exc:  # noqa: BLE001 - validation is optional during training
                 logger.warning("no validation during training: %s", exc)
+        self.motion_loader = motion_val_loader(cfg) if self.val_loader is not None else None
 
         model = build_model(cfg).to(self.device)
         self.model_core = model
@@ -375,6 +376,8 @@ class Trainer:
             for k, v in res[s]["mean"].items():
                 if v is not None:
                     self.writer.add_scalar(f"val_{s}/{k}", v, self.step)
+        if self.motion_loader is not None:
+            self.last_val["ego_motion"] = self.validate_motion(model)
         with open(self.run_dir / "val_log.jsonl", "a") as f:
             f.write(__import__("json").dumps(_plain(self.last_val)) + "\n")
         m, md = res["metric"]["mean"], res["median"]["mean"]
@@ -382,6 +385,20 @@ class Trainer:
                     self.step, _f(m["abs_rel"]), _f(m["d1"]), _f(md["abs_rel"]), _f(md["d1"]), res["samples"],
                     res["seconds"])
         self._save_best()
+
+    def validate_motion(self, model) -> dict:
+        """Ego-motion errors on the validation subset (metric, between consecutive samples), logged."""
+        from vfdepth_core.odometry import evaluate_motion_model
+
+        res = evaluate_motion_model(model, self.motion_loader, self.device, self.cfg.eval.eval_max_samples)
+        o = res.get("overall", {})
+        row = {k: o.get(k) for k in ("rel_trans_err_pct", "rel_rot_err_deg_per_m", "rpe_rot_deg", "scale_ratio")}
+        for k, v in row.items():
+            if v is not None:
+                self.writer.add_scalar(f"val_ego_motion/{k}", v, self.step)
+        logger.info("ego motion at step %d: relative translation error %.1f %%, rotation %.3f deg/m, est/gt %.2f",
+                    self.step, _f(row["rel_trans_err_pct"]), _f(row["rel_rot_err_deg_per_m"]), _f(row["scale_ratio"]))
+        return row
 
     # ---- loop ------------------------------------------------------------------------------------
 
@@ -539,6 +556,20 @@ class Trainer:
             signal.signal(signal.SIGINT, handler)
         except ValueError:  # not the main thread
             pass
+
+
+def motion_val_loader(cfg):
+    """Loader of the val split with each sample's previous frame (ego-motion validation), or None."""
+    from vfdepth_core.datasets import build_dataset, collate_skip_broken
+    from vfdepth_core.odometry import MOTION_FRAME_IDS
+
+    try:
+        ds = build_dataset(with_overrides(cfg, ["data.val_requirements=(gt_pose, mask)"]), "val",
+                           frame_ids=MOTION_FRAME_IDS, skip_broken=True)
+    except Exception as exc:  # noqa: BLE001 - validation is optional during training
+        logger.warning("no ego-motion validation during training: %s", exc)
+        return None
+    return DataLoader(ds, batch_size=cfg.eval.eval_batch_size, shuffle=False, collate_fn=collate_skip_broken) if len(ds) else None
 
 
 def _workers(n: int) -> int:

@@ -1,4 +1,4 @@
-"""Depth and odometry metrics: the paper's depth evaluation protocol and trajectory errors.
+"""Depth metrics: the paper's depth evaluation protocol (odometry errors: :mod:`vfdepth_core.odometry`).
 
 Depth protocol (VFDepth / DDAD / nuScenes)
 -----------------------------------------
@@ -247,99 +247,37 @@ def constant_baseline_protocol(gt_per_image: Sequence[np.ndarray]) -> dict:
     return {"metric": {"value_m": c, **_row(metric)}, "median": _row(median), "images": len(arrs)}
 
 
-# --------------------------------------------------------------------------------------------------
-# Odometry
+def per_pixel_prior(gt: np.ndarray, valid: Optional[np.ndarray] = None, chunk: int = 65536) -> np.ndarray:
+    """The best per-pixel prior: for each pixel, the depth that minimises abs_rel over a stack of GT maps.
 
-
-def _umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool) -> tuple[np.ndarray, np.ndarray, float]:
-    """Rotation R, translation t, scale s minimising ||dst - (s R src + t)||^2 for (P, 3) point sets."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    xs, xd = src - mu_s, dst - mu_d
-    cov = xd.T @ xs / src.shape[0]
-    U, D, Vt = np.linalg.svd(cov)
-    S = np.eye(3)
-    if np.linalg.det(U) * np.linalg.det(Vt) < 0:
-        S[2, 2] = -1
-    R = U @ S @ Vt
-    if with_scale:
-        var_s = (xs**2).sum() / src.shape[0]
-        s = float(np.trace(np.diag(D) @ S) / var_s) if var_s > 0 else 1.0
-    else:
-        s = 1.0
-    t = mu_d - s * R @ mu_s
-    return R, t, s
-
-
-def _rot_angle_deg(R: np.ndarray) -> float:
-    c = (np.trace(R) - 1.0) / 2.0
-    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
-
-
-def trajectory_errors(T_est_list: Sequence, T_gt_list: Sequence, align: str = "se3") -> dict:
-    """Odometry errors of an estimated trajectory against ground truth.
-
-    T_est_list, T_gt_list: equally long sequences of 4x4 poses ``T_world_ego`` (numpy or torch), the
-    estimate in its own world frame (e.g. the first frame = identity).
-    align: "se3" (rigid, default), "sim3" (rigid + scale, for up-to-scale odometry) or "none".
-
-    Returns a dict (metres, degrees): ``ate_rmse_m``, ``ate_mean_m``, ``ate_max_m`` (position error after
-    alignment), ``align_scale``, ``rpe_trans_m`` / ``rpe_rot_deg`` (mean error of consecutive relative
-    motions), ``rel_trans_err_pct`` (sum of relative translation errors / GT path length x 100),
-    ``rel_rot_err_deg_per_m`` (sum of relative rotation errors / path length), ``path_length_m``,
-    ``num_poses``.
+    gt: ``(S, *pixel_dims)`` metres, e.g. ``(S, N, H, W)`` for S samples of N cameras (0 or non-finite = no
+    measurement); valid: optional boolean mask of the same shape. abs_rel sums ``|c - g| / g``, a
+    weighted L1 in c with weights 1/g, so the minimiser is the weighted median of the pixel's valid
+    GT values with weights 1/g (the lower one on a tie). Returns ``pixel_dims`` float64, NaN where a
+    pixel never has valid GT.
     """
-    if align not in ("se3", "sim3", "none"):
-        raise ValueError(f"align must be se3, sim3 or none, got {align!r}")
-    est = np.stack([np.asarray(_as_np(T), dtype=np.float64) for T in T_est_list]) if len(T_est_list) else None
-    gt = np.stack([np.asarray(_as_np(T), dtype=np.float64) for T in T_gt_list]) if len(T_gt_list) else None
-    if est is None or gt is None or est.shape != gt.shape or est.shape[1:] != (4, 4):
-        raise ValueError("T_est_list and T_gt_list must be equally long, non-empty lists of 4x4 poses")
-    P = est.shape[0]
-    p_est, p_gt = est[:, :3, 3], gt[:, :3, 3]
-    if align == "none" or P < 2:
-        R, t, s = np.eye(3), np.zeros(3), 1.0
-    else:
-        R, t, s = _umeyama(p_est, p_gt, with_scale=(align == "sim3"))
-        if P < 3:  # rotation is not determined by two points; keep translation/scale only
-            R = np.eye(3)
-            t = p_gt.mean(0) - s * p_est.mean(0)
-    p_al = (s * (R @ p_est.T)).T + t
-    err = np.linalg.norm(p_al - p_gt, axis=1)
-    out = {
-        "num_poses": int(P),
-        "align": align,
-        "align_scale": float(s),
-        "ate_rmse_m": float(np.sqrt((err**2).mean())),
-        "ate_mean_m": float(err.mean()),
-        "ate_max_m": float(err.max()),
-    }
-    trans_errs, rot_errs, steps = [], [], []
-    for i in range(P - 1):
-        d_gt = np.linalg.inv(gt[i]) @ gt[i + 1]
-        d_est = np.linalg.inv(est[i]) @ est[i + 1]
-        d_est = d_est.copy()
-        d_est[:3, 3] *= s
-        e = np.linalg.inv(d_gt) @ d_est
-        trans_errs.append(float(np.linalg.norm(e[:3, 3])))
-        rot_errs.append(_rot_angle_deg(e[:3, :3]))
-        steps.append(float(np.linalg.norm(d_gt[:3, 3])))
-    path = float(np.sum(steps)) if steps else 0.0
-    out["path_length_m"] = path
-    out["rpe_trans_m"] = float(np.mean(trans_errs)) if trans_errs else 0.0
-    out["rpe_rot_deg"] = float(np.mean(rot_errs)) if rot_errs else 0.0
-    if path > 1e-9:
-        out["rel_trans_err_pct"] = 100.0 * float(np.sum(trans_errs)) / path
-        out["rel_rot_err_deg_per_m"] = float(np.sum(rot_errs)) / path
-    else:
-        out["rel_trans_err_pct"] = None
-        out["rel_rot_err_deg_per_m"] = None
-    return out
+    g = np.asarray(gt)
+    S = g.shape[0]
+    flat_g = g.reshape(S, -1)
+    flat_valid = None if valid is None else np.asarray(valid, dtype=bool).reshape(S, -1)
+    out = np.full(flat_g.shape[1], np.nan)
+    for a in range(0, flat_g.shape[1], chunk):
+        v = flat_g[:, a:a + chunk].astype(np.float64)
+        ok = np.isfinite(v) & (v > 0)
+        if flat_valid is not None:
+            ok &= flat_valid[:, a:a + chunk]
+        v = np.where(ok, v, np.inf)
+        vs = np.sort(v, axis=0)
+        w = np.where(np.isfinite(vs), 1.0 / vs, 0.0)
+        cw = np.cumsum(w, axis=0)
+        k = (cw < 0.5 * cw[-1:]).sum(axis=0)  # first index where the cumulative weight reaches half
+        pick = np.take_along_axis(vs, np.minimum(k, S - 1)[None], 0)[0]
+        out[a:a + chunk] = np.where(cw[-1] > 0, pick, np.nan)
+    return out.reshape(g.shape[1:])
 
 
-def _as_np(T) -> np.ndarray:
-    if isinstance(T, Tensor):
-        return T.detach().cpu().double().numpy()
-    return np.asarray(T)
+# Odometry errors live in vfdepth_core.odometry; re-exported here for the callers that score both.
+from vfdepth_core.odometry import trajectory_errors  # noqa: E402
 
 
 __all__ = [
@@ -352,6 +290,7 @@ __all__ = [
     "evaluate_depth",
     "format_depth_table",
     "median_ratio",
+    "per_pixel_prior",
     "trajectory_errors",
     "valid_depth_mask",
 ]

@@ -440,6 +440,40 @@ def evaluate_depth_model(model, loader, camera_names: Sequence[str], device: str
     return res
 
 
+def split_gt_prior(cfg, split: str = "train") -> dict:
+    """The best per-pixel prior of a split (the training scenes, for a baseline): per camera and pixel, the
+    depth minimising abs_rel over the split's GT at the network's resolution (valid pixels as the
+    protocol: eval range and self-occlusion mask; :func:`vfdepth_core.metrics.per_pixel_prior`).
+    Returns ``prior`` (N, H, W) float64 tensor, metres, pixels never measured filled with ``fallback_m``
+    (the best constant of the split's GT), ``samples`` and ``pixels_never_measured``."""
+    from torch.utils.data import DataLoader
+
+    from vfdepth_core.config import with_overrides
+    from vfdepth_core.datasets import build_dataset, collate_skip_broken
+    from vfdepth_core.metrics import constant_depth_baseline, per_pixel_prior, valid_depth_mask
+
+    reqs = "(gt_pose, gt_depth, mask)"
+    cfg_gt = with_overrides(cfg, [f"data.train_requirements={reqs}", f"data.val_requirements={reqs}"])
+    ds = build_dataset(cfg_gt, split, frame_ids=(0,), skip_broken=True)
+    gts, valids = [], []
+    for batch in DataLoader(ds, batch_size=1, shuffle=False, collate_fn=collate_skip_broken):
+        if batch is None:
+            continue
+        gt = batch["depth_gt"][:, :, 0].float()
+        valid = valid_depth_mask(gt, None if batch.get("mask") is None else batch["mask"][:, :, 0],
+                                 cfg.eval.eval_min_depth, cfg.eval.eval_max_depth)
+        gts.append(gt.numpy().astype(np.float32))
+        valids.append(valid.numpy())
+    if not gts:
+        raise ValueError(f"split {split!r} of {cfg.data.data_path} has no sample with depth GT: no per-pixel prior")
+    g, v = np.concatenate(gts), np.concatenate(valids)
+    prior = per_pixel_prior(g, v)
+    fallback = constant_depth_baseline(g[v])["abs_rel_optimal"]["value_m"]
+    filled = np.where(np.isfinite(prior), prior, fallback)
+    return {"prior": torch.from_numpy(filled), "fallback_m": fallback, "samples": int(g.shape[0]),
+            "pixels_never_measured": int((~np.isfinite(prior)).sum())}
+
+
 def _autocast(device: str, amp: str):
     """Autocast context for training.amp on `device`: bf16 on CUDA and CPU, fp16 on CUDA only (on a CPU
     fp16 runs in fp32: CPU fp16 kernels are slower than fp32 ones)."""
@@ -594,6 +628,7 @@ __all__ = [
     "check_dataset_kind",
     "check_nonempty",
     "evaluate_depth_model",
+    "split_gt_prior",
     "predict_batch_depth",
     "check_checkpoint_compatible",
     "colorize_depth_np",

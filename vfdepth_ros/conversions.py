@@ -424,8 +424,11 @@ def tf_message(transforms: Sequence[TransformStamped]):
 
 def matrix_to_odometry(T_odom_base: np.ndarray, stamp_ns: int, odom_frame: str = "odom",
                        base_frame: str = "base_link",
-                       twist_linear: Optional[np.ndarray] = None, twist_angular: Optional[np.ndarray] = None) -> Odometry:
-    """4x4 T_odom_base -> nav_msgs/Odometry (pose in odom, optional twist in base_frame)."""
+                       twist_linear: Optional[np.ndarray] = None, twist_angular: Optional[np.ndarray] = None,
+                       pose_covariance: Optional[np.ndarray] = None,
+                       twist_covariance: Optional[np.ndarray] = None) -> Odometry:
+    """4x4 T_odom_base -> nav_msgs/Odometry (pose in odom, optional twist in base_frame, optional 6x6
+    covariances in ROS order x, y, z, rot x, rot y, rot z)."""
     T = _check_T(T_odom_base, "T_odom_base")
     msg = Odometry()
     msg.header = make_header(stamp_ns, odom_frame)
@@ -438,6 +441,12 @@ def matrix_to_odometry(T_odom_base: np.ndarray, stamp_ns: int, odom_frame: str =
         msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.linear.z = (float(v) for v in twist_linear)
     if twist_angular is not None:
         msg.twist.twist.angular.x, msg.twist.twist.angular.y, msg.twist.twist.angular.z = (float(v) for v in twist_angular)
+    for name, cov, target in (("pose_covariance", pose_covariance, msg.pose), ("twist_covariance", twist_covariance, msg.twist)):
+        if cov is not None:
+            c = np.asarray(cov, dtype=np.float64)
+            if c.shape != (6, 6):
+                raise ConversionError(f"{name} must be 6x6, got shape {c.shape}")
+            target.covariance = [float(v) for v in c.reshape(-1)]
     return msg
 
 

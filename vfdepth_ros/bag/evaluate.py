@@ -11,7 +11,9 @@ follow the paper's protocol via :mod:`vfdepth_core.metrics` (metric and median s
 mean; valid = ``min_depth < gt <= max_depth``, prediction clamped to the same range).
 
 Odometry: recorded ``odom`` (nav_msgs/Odometry) against ``gt/odom`` interpolated at the estimate's
-stamps: ATE after SE(3) alignment and relative translation/rotation errors per metre travelled.
+stamps, scored by :func:`vfdepth_core.odometry.trajectory_errors`: ATE after SE(3) alignment (and
+Sim(3)), metric relative translation/rotation errors per step and per metre, end-point drift and
+segment errors.
 """
 
 from __future__ import annotations
@@ -243,11 +245,6 @@ class _Masks:
 
 def evaluate(input_bag: str | Path, outputs_bag: str | Path, opts: EvalOptions = EvalOptions()) -> dict:
     """Scores as a JSON-ready dict: ``depth`` (metrics.DepthMetricAccumulator layout), ``odometry``, counts."""
-    import torch
-
-    from vfdepth_core.geometry import resize_intrinsics
-    from vfdepth_core.metrics import DEPTH_METRICS, SCALINGS, DepthMetricAccumulator
-
     out = read_outputs(outputs_bag, opts.odom_topic, opts.allow_damaged)
     gt = read_ground_truth(input_bag, need_lidar=bool(out.depth), allow_damaged=opts.allow_damaged)
     result: dict = {"input_bag": str(input_bag), "outputs_bag": str(outputs_bag),
@@ -255,6 +252,21 @@ def evaluate(input_bag: str | Path, outputs_bag: str | Path, opts: EvalOptions =
                                  "max_lidar_dt_s": opts.max_lidar_dt_s,
                                  "mask": (f"self-occlusion masks from {opts.mask_path}" if opts.mask_path
                                           else "none (all pixels)")}}
+    if out.depth:
+        result["depth"] = score_depth(out, gt, opts, str(input_bag))
+    if out.odom:
+        result["odometry"] = evaluate_odometry(out.odom, gt, opts.align)
+    return result
+
+
+def score_depth(out: Outputs, gt: GroundTruth, opts: EvalOptions = EvalOptions(), input_name: str = "the input") -> dict:
+    """Depth scores of `out`'s depth images against the LIDAR of `gt` (the ``depth`` block of :func:`evaluate`).
+    Any depth source with the outputs' layout can be scored on the same pixels (e.g. a prior)."""
+    import torch
+
+    from vfdepth_core.geometry import resize_intrinsics
+    from vfdepth_core.metrics import DEPTH_METRICS, SCALINGS, DepthMetricAccumulator
+
     masks = _Masks(opts.mask_path, opts.scene)
     cams = sorted(out.depth)
     accs = {c: DepthMetricAccumulator([c], opts.min_depth, opts.max_depth) for c in cams}
@@ -284,29 +296,25 @@ def evaluate(input_bag: str | Path, outputs_bag: str | Path, opts: EvalOptions =
             m = masks.get(cam, H, W)
             accs[cam].update(pred, torch.as_tensor(d_gt[None, None, None]),
                              None if m is None else m.to(torch.float64)[None, None])
-    if cams:
-        per = {c: accs[c].result() for c in cams}
-        depth_res: dict = {"samples": int(max((matched[c] for c in cams), default=0)),
-                           "valid_samples_per_camera": {c: per[c]["valid_samples_per_camera"][c] for c in cams},
-                           "matched_per_camera": matched, "unmatched_per_camera": unmatched}
-        for s in SCALINGS:
-            rows = {c: per[c][s]["per_camera"][c] for c in cams}
-            vals = np.array([[np.nan if rows[c][m] is None else rows[c][m] for m in DEPTH_METRICS] for c in cams])
-            have = ~np.isnan(vals[:, 0])
-            mean = vals[have].mean(0) if have.any() else np.full(len(DEPTH_METRICS), np.nan)
-            depth_res[s] = {"per_camera": rows,
-                            "mean": {m: (None if np.isnan(v) else float(v)) for m, v in zip(DEPTH_METRICS, mean)}}
-        result["depth"] = depth_res
-        if not any(matched.values()):
-            raise BagError(f"no depth output matched a LIDAR sweep within {opts.max_lidar_dt_s} s: the outputs' "
-                           f"stamps do not belong to {input_bag}?")
-    if out.odom:
-        result["odometry"] = evaluate_odometry(out.odom, gt, opts.align)
-    return result
+    per = {c: accs[c].result() for c in cams}
+    depth_res: dict = {"samples": int(max((matched[c] for c in cams), default=0)),
+                       "valid_samples_per_camera": {c: per[c]["valid_samples_per_camera"][c] for c in cams},
+                       "matched_per_camera": matched, "unmatched_per_camera": unmatched}
+    for s in SCALINGS:
+        rows = {c: per[c][s]["per_camera"][c] for c in cams}
+        vals = np.array([[np.nan if rows[c][m] is None else rows[c][m] for m in DEPTH_METRICS] for c in cams])
+        have = ~np.isnan(vals[:, 0])
+        mean = vals[have].mean(0) if have.any() else np.full(len(DEPTH_METRICS), np.nan)
+        depth_res[s] = {"per_camera": rows,
+                        "mean": {m: (None if np.isnan(v) else float(v)) for m, v in zip(DEPTH_METRICS, mean)}}
+    if not any(matched.values()):
+        raise BagError(f"no depth output matched a LIDAR sweep within {opts.max_lidar_dt_s} s: the outputs' "
+                       f"stamps do not belong to {input_name}?")
+    return depth_res
 
 
 def evaluate_odometry(est: List[Tuple[int, np.ndarray]], gt: GroundTruth, align: str = "se3") -> dict:
-    from vfdepth_core.metrics import trajectory_errors
+    from vfdepth_core.odometry import trajectory_errors
 
     if len(gt.odom_stamps) < 2:
         raise BagError("the input bag has fewer than two gt/odom messages: no ground-truth trajectory")
@@ -338,13 +346,11 @@ def format_result(res: dict) -> str:
             lines.append(format_depth_table(d, s))
             lines.append("")
     if "odometry" in res:
+        from vfdepth_core.odometry import format_odometry
+
         o = res["odometry"]
         lines.append(f"odometry: {o['matched']} poses over {o['path_length_m']:.2f} m, {o['align']} aligned")
-        lines.append(f"  ATE rmse {o['ate_rmse_m']:.3f} m (mean {o['ate_mean_m']:.3f}, max {o['ate_max_m']:.3f})")
-        lines.append(f"  relative translation error {o.get('rel_trans_err_pct', float('nan')):.2f} % "
-                     f"({o['rpe_trans_m']:.4f} m per step)")
-        lines.append(f"  relative rotation error {o.get('rel_rot_err_deg_per_m', float('nan')):.4f} deg/m "
-                     f"({o['rpe_rot_deg']:.4f} deg per step)")
+        lines.extend(format_odometry(o))
     return "\n".join(lines)
 
 

@@ -35,6 +35,7 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from vfdepth_core import geometry
+from vfdepth_core.odometry import OdometryIntegrator
 from vfdepth_ros import conversions as cv
 from vfdepth_ros import params as P
 from vfdepth_ros.nodes.tf_buffer import TfBuffer
@@ -177,7 +178,7 @@ class SurroundDepthNode(Node):
         self.infer_ms: Deque[float] = deque(maxlen=100)
         self.latency_ms: Deque[float] = deque(maxlen=100)
         self.out_times: Deque[float] = deque(maxlen=30)
-        self.T_odom_base = np.eye(4)
+        self.odom = OdometryIntegrator(p.max_pose_gap_s)  # T_odom_base from the per-frame motions
         self._prev: Optional[Tuple[int, np.ndarray]] = None  # (stamp_ns, images (N, 3, H, W) uint8)
         self._reset_odom = False
 
@@ -426,11 +427,13 @@ class SurroundDepthNode(Node):
         prev_images = None
         if self._reset_odom:
             self._reset_odom, self._prev = False, None
-            self.T_odom_base = np.eye(4)
-        if p.publish_odom and self._prev is not None:
-            dt = (stamp - self._prev[0]) / 1e9
-            if 0 < dt <= p.max_pose_gap_s and self._prev[1].shape == imgs.shape:
-                prev_images = self._prev[1]
+            self.odom.reset()
+        self.odom.max_pose_gap_s = p.max_pose_gap_s
+        if self.odom.last_stamp_ns is not None and stamp <= self.odom.last_stamp_ns:
+            self._prev = None
+            self.odom.reset()
+        if p.publish_odom and self._prev is not None and self.odom.motion_wanted(stamp) and self._prev[1].shape == imgs.shape:
+            prev_images = self._prev[1]
         virtual = None
         if p.publish_virtual:
             from vfdepth_core.inference import VirtualCamera
@@ -455,16 +458,12 @@ class SurroundDepthNode(Node):
                 self.pub_depth_info[i].publish(i_msg)
         tf_out = []
         if p.publish_odom:
-            if out.T_egoprev_egocur is not None and prev_images is not None:
-                T_prev_cur = out.T_egoprev_egocur[0].double().cpu()
-                self.T_odom_base = geometry.compose(torch.from_numpy(self.T_odom_base), T_prev_cur).numpy()
-                dt = (stamp - self._prev[0]) / 1e9
-                lin = T_prev_cur[:3, 3].numpy() / dt
-                ang = geometry.rotmat_to_axis_angle(T_prev_cur[:3, :3]).numpy() / dt
-            else:
-                lin = ang = None
-            self.pub_odom.publish(cv.matrix_to_odometry(self.T_odom_base, stamp, p.odom_frame, p.base_frame, lin, ang))
-            tf_out.append(cv.matrix_to_transform(self.T_odom_base, p.odom_frame, p.base_frame, stamp))
+            moved = out.T_egoprev_egocur is not None and prev_images is not None
+            st = self.odom.update(stamp, out.T_egoprev_egocur[0].double().cpu() if moved else None)
+            self.pub_odom.publish(cv.matrix_to_odometry(st.T_odom_ego, stamp, p.odom_frame, p.base_frame,
+                                                        st.twist_linear_mps, st.twist_angular_radps,
+                                                        st.pose_covariance, st.twist_covariance))
+            tf_out.append(cv.matrix_to_transform(st.T_odom_ego, p.odom_frame, p.base_frame, stamp))
             self._prev = (stamp, imgs)
         if p.publish_points:
             net_colors = np.stack([cv.resize_rgb(im, net_hw) for im in images])

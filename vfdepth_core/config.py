@@ -42,9 +42,11 @@ class DDPConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     num_layers: int = 18
+    # The paper: True = both ResNet-18 encoders start from ImageNet (torchvision's ResNet18_Weights.IMAGENET1K_V1,
+    # read from / downloaded once into $TORCH_HOME/hub/checkpoints; the pose net's 6-channel conv1 gets the
+    # kernel repeated and halved). False = random init (the synthetic configs, the demo and the tests).
     weights_init: bool = True
-    # Beyond the paper: a local ImageNet ResNet weights file; without it weights_init means random init
-    # (with a warning), because nothing can be downloaded at run time.
+    # Beyond the paper: a local ImageNet ResNet-18 state-dict file read instead of torchvision's cache.
     weights_path: Optional[str] = None
     # Beyond the paper: start the disparity head so that its first predictions sit near this depth (m)
     # instead of the sigmoid's midpoint (about 3 m at the paper's range, under 2 m for side cameras at

@@ -91,7 +91,9 @@ class DataConfig:
     version: str = "v1.0-trainval"  # nuScenes table version
     train_split: Optional[str] = None  # text file of scene names/indices; None = dataset default
     val_split: Optional[str] = None
-    gt_cache: Optional[str] = None  # where projected LIDAR depth is cached; None = next to the data
+    # Beyond the paper: the folder for cached projected LIDAR depth (a subfolder per dataset, keyed by its
+    # absolute path and settings); None = $XDG_CACHE_HOME/vfdepth/depth_gt (~/.cache/...). Never the dataset.
+    gt_cache: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -257,27 +257,31 @@ def _writable_dir(d: Path) -> bool:
 class DepthCache:
     """Projected LIDAR depth cached as ``<dir>/<scene>/<sample>_<CAMERA>_<H>x<W>.npz`` (key ``depth``).
 
-    ``<dir>`` is ``<gt_cache>/<hash of data_root>`` when gt_cache is given, else ``<data_root>/depth_cache``,
-    falling back to ``~/.cache/vfdepth/depth_gt/<hash of data_root>`` when the data folder is read-only
-    (no write bit in its mode).
+    ``<dir>`` is ``<gt_cache or $XDG_CACHE_HOME/vfdepth/depth_gt>/<key>``, never inside the dataset folder (it
+    may be read-only or shared). ``<key>`` hashes the dataset's absolute path and `settings` (the loader's
+    choices that change the depth, e.g. DDAD's index file and LIDAR name, the nuScenes table version), so two
+    datasets never share files; ``<dir>/SOURCE`` names the dataset. Without a writable default folder the
+    depth is not cached (a warning); a given gt_cache that is not writable is an error.
     """
 
-    def __init__(self, data_root: str | Path, gt_cache: Optional[str | Path] = None):
+    def __init__(self, data_root: str | Path, gt_cache: Optional[str | Path] = None, settings: str = ""):
         data_root = Path(data_root).resolve()
-        h = hashlib.sha1(str(data_root).encode()).hexdigest()[:12]
-        if gt_cache:
-            self.dir: Optional[Path] = Path(gt_cache) / h
-            if not _writable_dir(self.dir):
+        key = hashlib.sha1(f"{data_root}|{settings}".encode()).hexdigest()[:16]
+        base = Path(gt_cache) if gt_cache else user_cache_dir() / "depth_gt"
+        self.dir: Optional[Path] = base / key
+        if not _writable_dir(self.dir):
+            if gt_cache:
                 raise DatasetError(f"depth cache folder not writable: {gt_cache} (fix data.gt_cache)")
-        else:
-            cand = data_root / "depth_cache"
-            if _writable_dir(cand):
-                self.dir = cand
-            else:
-                cand = user_cache_dir() / "depth_gt" / h
-                self.dir = cand if _writable_dir(cand) else None
-                if self.dir is None:
-                    logger.warning("no writable depth cache folder; projected LIDAR depth is not cached")
+            logger.warning("depth cache folder %s not writable; projected LIDAR depth is not cached "
+                           "(set data.gt_cache to a writable folder)", self.dir)
+            self.dir = None
+            return
+        source = self.dir / "SOURCE"
+        if not source.is_file():
+            try:
+                source.write_text(f"{data_root}\n{settings}\n")
+            except OSError:
+                pass
 
     def _path(self, scene: str, sample: str, camera: str, hw: Tuple[int, int]) -> Optional[Path]:
         if self.dir is None:
@@ -383,6 +387,7 @@ class SurroundDataset(torch.utils.data.Dataset):
         self.refs: List[SampleRef] = []
         self.cameras: List[str] = []
         self.data_root: Path = Path(".")
+        self.cache_settings = ""  # loader choices that change the projected depth (the depth cache's key)
         self._mask_cache: Dict[Tuple[str, Tuple[int, int]], torch.Tensor] = {}
         self._depth_cache: Optional[DepthCache] = None
 
@@ -455,7 +460,7 @@ class SurroundDataset(torch.utils.data.Dataset):
 
     def _depth(self, ref: SampleRef, hw0: List[Tuple[int, int]], K: np.ndarray) -> torch.Tensor:
         if self._depth_cache is None:
-            self._depth_cache = DepthCache(self.data_root, self.gt_cache)
+            self._depth_cache = DepthCache(self.data_root, self.gt_cache, self.cache_settings)
         out = torch.zeros(len(self.cameras), 1, *self.hw)
         if ref.lidar_in_cam is None:
             return out

@@ -109,6 +109,7 @@ class DDADDataset(SurroundDataset):
         self.data_root = self.data_path.parent
         self.cameras = [c.upper() for c in cameras]
         self.lidar_name = lidar_name
+        self.cache_settings = f"ddad|{self.data_path.name}|{lidar_name}"
         if split not in SPLIT_IDS:
             raise DatasetError(f"unknown split '{split}' (use train, val or test)")
         top = read_json(self.data_path, "DDAD dataset file (ddad.json)")

@@ -96,6 +96,7 @@ class NuScenesDataset(SurroundDataset):
         super().__init__(height=height, width=width, frame_ids=frame_ids, with_depth=with_depth,
                          color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken)
         self.data_root = Path(dataroot)
+        self.cache_settings = f"nuscenes|{version}"
         self.cameras = [c.upper() for c in cameras]
         self.nusc = nusc if nusc is not None else open_nuscenes(dataroot, version)
         try:

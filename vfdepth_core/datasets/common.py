@@ -30,7 +30,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -79,6 +79,27 @@ def open_rgb(path: str | Path, min_hw: Optional[Tuple[int, int]] = None) -> Tupl
             return img.convert("RGB"), size0
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"image unreadable (truncated or corrupt): {p} ({exc})") from None
+
+
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+
+
+def peek_image(path: str | Path, what: str = "image") -> Tuple[int, int]:
+    """Header and end marker of an image without decoding it -> (H, W); DatasetError naming the file when
+    it is missing, not an image, or cut short (a JPEG/PNG whose last bytes are not its end marker)."""
+    p = Path(path)
+    try:
+        with Image.open(p) as img:
+            fmt, (W, H) = img.format, img.size
+        with open(p, "rb") as f:
+            f.seek(max(0, p.stat().st_size - 16))
+            tail = f.read()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"{what} unreadable: {p} ({exc})") from None
+    marker = _END_MARKERS.get(fmt)
+    if marker is not None and marker not in tail:  # JPEGs may carry a few padding bytes after FFD9
+        raise DatasetError(f"{what} truncated (no {fmt} end marker): {p}")
+    return H, W
 
 
 def load_image(path: str | Path, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -408,37 +429,52 @@ class SurroundDataset(torch.utils.data.Dataset):
             logger.warning("skipping broken sample %d (%d so far): %s", index, self.num_broken, exc)
             return None
 
+    def needed_files(self) -> Iterator[Tuple[int, str, str]]:
+        """(sample index, path, kind) of every file building the samples reads: each frame's image per
+        camera, the LIDAR file when ``with_depth``, the self-occlusion masks and any extra file. Kinds:
+        'image', 'LIDAR file', 'mask', 'file'."""
+        for i, ref in enumerate(self.refs):
+            for fr in ref.frames.values():
+                for p in fr.image_paths:
+                    yield i, p, "image"
+            if self.with_depth and ref.lidar_path:
+                yield i, ref.lidar_path, "LIDAR file"
+            for cam in self.cameras:
+                m = self.masks.path(ref.scene, cam)
+                if m is not None:
+                    yield i, str(m), "mask"
+            for p in ref.extra_files:
+                yield i, p, "file"
+
+    def check_file(self, path: str, kind: str, level: str = "decode") -> Optional[str]:
+        """None when `path` (of :meth:`needed_files`' `kind`) is fine, else a one-line problem. `level`:
+        'exists'; 'header' (also the image header and end marker, the LIDAR file's index); 'decode' (read
+        it all, as training does)."""
+        try:
+            if not os.path.isfile(path):
+                return f"{kind} not found: {path}"
+            if level == "exists" or kind == "file":
+                return None
+            if kind == "LIDAR file":
+                (self._read_lidar_file if level == "decode" else self._peek_lidar_file)(path)
+            elif level == "decode":
+                open_rgb(path) if kind == "image" else load_mask(path, (8, 8))
+            else:
+                peek_image(path, kind)
+        except DatasetError as exc:
+            return str(exc)
+        return None
+
     def scan(self, check_pixels: bool = True) -> List[Problem]:
         """Check every sample's files (existence; with check_pixels also full decoding of images and
         LIDAR files) and return every problem found, instead of stopping at the first."""
         problems: List[Problem] = []
         seen: Dict[str, Optional[str]] = {}
-
-        def check(path: str, kind: str) -> Optional[str]:
-            if path in seen:
-                return seen[path]
-            msg: Optional[str] = None
-            try:
-                if not os.path.isfile(path):
-                    msg = f"{kind} not found: {path}"
-                elif check_pixels and kind == "image":
-                    open_rgb(path)
-                elif check_pixels and kind == "LIDAR file":
-                    self._read_lidar_file(path)
-            except DatasetError as exc:
-                msg = str(exc)
-            seen[path] = msg
-            return msg
-
-        for i, ref in enumerate(self.refs):
-            files = [(p, "image") for fr in ref.frames.values() for p in fr.image_paths]
-            if self.with_depth and ref.lidar_path:
-                files.append((ref.lidar_path, "LIDAR file"))
-            files += [(p, "file") for p in ref.extra_files]
-            for p, kind in files:
-                msg = check(p, kind)
-                if msg:
-                    problems.append(Problem(i, ref.scene, p, msg))
+        for i, p, kind in self.needed_files():
+            if p not in seen:
+                seen[p] = self.check_file(p, kind, "decode" if check_pixels else "exists")
+            if seen[p]:
+                problems.append(Problem(i, self.refs[i].scene, p, seen[p]))
         return problems
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -446,6 +482,10 @@ class SurroundDataset(torch.utils.data.Dataset):
     def _read_lidar_file(self, path: str) -> np.ndarray:
         """Read a LIDAR file (subclasses); raise DatasetError naming it when broken."""
         raise NotImplementedError
+
+    def _peek_lidar_file(self, path: str) -> None:
+        """A quick check of a LIDAR file (subclasses may avoid reading it all); DatasetError when broken."""
+        self._read_lidar_file(path)
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -138,6 +138,18 @@ class DDADDataset(SurroundDataset):
     def _read_lidar_file(self, path: str) -> np.ndarray:
         return read_lidar_npz(path)
 
+    def _peek_lidar_file(self, path: str) -> None:
+        """The .npz's zip index (at its end: a cut file fails here) names a 'data' array; nothing decompressed."""
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"LIDAR file unreadable (truncated or corrupt): {path} ({exc})") from None
+        if "data.npy" not in names:
+            raise DatasetError(f"{path}: no key 'data' in LIDAR .npz (keys: {[n[:-4] for n in names]})")
+
     def _lidar_points(self, path: str) -> np.ndarray:
         """XYZ (P, 3) of a LIDAR file, remembering the last one (read once for the six cameras)."""
         last = getattr(self, "_lidar_last", None)

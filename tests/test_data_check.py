@@ -47,24 +47,25 @@ def _datum_file(root: Path, sample_idx: int, name: str) -> Path:
 
 def test_intact_sample_checks_clean(ddad_sample):
     report = check_data(_cfg(ddad_sample / "ddad.json"), progress=False)
-    # 3 samples: train keeps the middle one (frames -1, 0, +1), val all three (frame 0 + LIDAR)
+    # 3 samples, only the middle one has both neighbours: train reads its frames -1, 0, +1; val (the paper's
+    # dgp index keeps samples with context only) its frame 0 and LIDAR
     assert report.ok, report.summary()
-    assert report.samples == {"train": 1, "val": 3}
-    assert report.files == {"train": 18, "val": 21}
+    assert report.samples == {"train": 1, "val": 1}
+    assert report.files == {"train": 18, "val": 7}
     assert "OK" in report.summary() and "train: 1 samples, 18 files checked, 0 problem(s)" in report.summary()
 
 
 def test_missing_image_and_truncated_lidar_are_named(ddad_copy):
-    img = _datum_file(ddad_copy, 2, "CAMERA_05")  # the train sample's +1 context frame, val's third sample
+    img = _datum_file(ddad_copy, 2, "CAMERA_05")  # the train sample's +1 context frame
     img.unlink()
-    lidar = _datum_file(ddad_copy, 0, "LIDAR")
+    lidar = _datum_file(ddad_copy, 1, "LIDAR")
     lidar.write_bytes(lidar.read_bytes()[:1000])
     report = check_data(_cfg(ddad_copy / "ddad.json"), progress=False)
     assert not report.ok
     by_path = {}
     for p in report.problems:
         by_path.setdefault(p.path, set()).add(p.split)
-    assert by_path == {str(img): {"train", "val"}, str(lidar): {"val"}}
+    assert by_path == {str(img): {"train"}, str(lidar): {"val"}}
     text = report.summary()
     assert f"image not found: {img}" in text and str(lidar) in text and "truncated" in text and "FAILED" in text
 
@@ -107,6 +108,6 @@ def test_vfdepth_check_data_decode(ddad_sample, capsys):
     from vfdepth_ros.cli import main
 
     rc = main(["check-data", "--config_file", str(DDAD_CONFIG), "--set", f"data.data_path={ddad_sample / 'ddad.json'}",
-               "--splits", "val", "--decode", "--no_progress"])
+               "--set", "eval.eval_all_samples=true", "--splits", "val", "--decode", "--no_progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "val: 3 samples, 21 files checked" in out and "train" not in out

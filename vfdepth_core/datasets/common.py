@@ -250,6 +250,29 @@ def lidar_depth(points_cam: np.ndarray, K: np.ndarray, hw: Tuple[int, int]) -> n
     return d.numpy().astype(np.float32)
 
 
+def lidar_depth_paper(points_cam: np.ndarray, K0: np.ndarray, hw0: Tuple[int, int], hw: Tuple[int, int]) -> np.ndarray:
+    """The paper's ground truth (H, W) float32: LIDAR points (P, 3) in the camera frame projected with K0 at
+    the image's own size hw0, pixel = integer part of (u, v), the last point written wins (dgp's
+    generate_depth_map); then each pixel's depth moved to (int(row * H / H0), int(col * W / W0)) in row-major
+    order, the last one wins (packnet-sfm's resize_depth_preserve). 0 = no point."""
+    p = torch.from_numpy(np.ascontiguousarray(points_cam, dtype=np.float64).T)
+    uv, z = geometry.project(torch.from_numpy(np.asarray(K0, dtype=np.float64)), p)
+    with np.errstate(invalid="ignore"):
+        u, v = np.trunc(uv[0].numpy()), np.trunc(uv[1].numpy())  # C casts truncate toward zero
+    z = z[0].numpy()
+    (H0, W0), (H, W) = hw0, hw
+    ok = np.isfinite(u) & np.isfinite(v) & (u >= 0) & (v >= 0) & (u < W0) & (v < H0) & (z > 0)
+    full = np.zeros((H0, W0), dtype=np.float32)
+    full[v[ok].astype(np.int64), u[ok].astype(np.int64)] = z[ok]  # repeated pixels: the last value stays
+    rows, cols = np.nonzero(full > 0)  # row-major order
+    r = (rows * (H / H0)).astype(np.int32)
+    c = (cols * (W / W0)).astype(np.int32)
+    keep = (r < H) & (c < W)
+    out = np.zeros((H, W), dtype=np.float32)
+    out[r[keep], c[keep]] = full[rows[keep], cols[keep]]
+    return out
+
+
 def user_cache_dir() -> Path:
     """$XDG_CACHE_HOME/vfdepth (default ~/.cache/vfdepth)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -386,6 +409,7 @@ class SurroundDataset(torch.utils.data.Dataset):
         height, width: network resolution.
         frame_ids: frames to return, e.g. (0, -1, 1); refs must hold each of them.
         with_depth: project LIDAR into each camera (``depth_gt``), cached on disk.
+        gt_projection: 'paper' (:func:`lidar_depth_paper`) or 'nearest' (:func:`lidar_depth`).
         color_jitter: (brightness, contrast, saturation, hue) strengths for ``image_aug``; None = no jitter.
         mask_path: self-occlusion mask folder (see :class:`MaskResolver`); None = all ones.
         skip_broken: on an unreadable file return None (log a warning, count it in ``num_broken``)
@@ -394,8 +418,11 @@ class SurroundDataset(torch.utils.data.Dataset):
 
     def __init__(self, *, height: int, width: int, frame_ids: Sequence[int] = (0, -1, 1), with_depth: bool = False,
                  color_jitter: Optional[Sequence[float]] = None, mask_path: Optional[str] = None,
-                 gt_cache: Optional[str] = None, skip_broken: bool = False):
+                 gt_cache: Optional[str] = None, skip_broken: bool = False, gt_projection: str = "paper"):
         self.hw = (int(height), int(width))
+        if gt_projection not in ("paper", "nearest"):
+            raise DatasetError(f"gt_projection must be 'paper' or 'nearest', got {gt_projection!r}")
+        self.gt_projection = gt_projection
         self.frame_ids = tuple(int(f) for f in frame_ids)
         if 0 not in self.frame_ids:
             raise DatasetError(f"frame_ids must contain 0, got {self.frame_ids}")
@@ -500,14 +527,17 @@ class SurroundDataset(torch.utils.data.Dataset):
 
     def _depth(self, ref: SampleRef, hw0: List[Tuple[int, int]], K: np.ndarray) -> torch.Tensor:
         if self._depth_cache is None:
-            self._depth_cache = DepthCache(self.data_root, self.gt_cache, self.cache_settings)
+            self._depth_cache = DepthCache(self.data_root, self.gt_cache, f"{self.cache_settings}|{self.gt_projection}")
         out = torch.zeros(len(self.cameras), 1, *self.hw)
         if ref.lidar_in_cam is None:
             return out
         for n, cam in enumerate(self.cameras):
             d = self._depth_cache.get(ref.scene, ref.sample, cam, self.hw)
             if d is None:
-                d = lidar_depth(ref.lidar_in_cam(n), K[n], self.hw)
+                if self.gt_projection == "paper":
+                    d = lidar_depth_paper(ref.lidar_in_cam(n), ref.K[n], hw0[n], self.hw)
+                else:
+                    d = lidar_depth(ref.lidar_in_cam(n), K[n], self.hw)
                 self._depth_cache.put(ref.scene, ref.sample, cam, self.hw, d)
             out[n, 0] = torch.from_numpy(d)
         return out

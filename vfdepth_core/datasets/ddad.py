@@ -102,9 +102,12 @@ class DDADDataset(SurroundDataset):
     def __init__(self, data_path: str | Path, split: str, cameras: Sequence[str], height: int, width: int,
                  frame_ids: Sequence[int] = (0, -1, 1), with_depth: bool = False,
                  color_jitter: Optional[Sequence[float]] = None, mask_path: Optional[str] = None,
-                 gt_cache: Optional[str] = None, skip_broken: bool = False, lidar_name: str = "LIDAR"):
+                 gt_cache: Optional[str] = None, skip_broken: bool = False, lidar_name: str = "LIDAR",
+                 gt_projection: str = "paper", require_frames: Sequence[int] = ()):
         super().__init__(height=height, width=width, frame_ids=frame_ids, with_depth=with_depth,
-                         color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken)
+                         color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken,
+                         gt_projection=gt_projection)
+        self.require_frames = tuple(require_frames)
         self.data_path = Path(data_path)
         self.data_root = self.data_path.parent
         self.cameras = [c.upper() for c in cameras]
@@ -225,7 +228,7 @@ class DDADDataset(SurroundDataset):
                 T_world_ego = T_world_cam @ invert_np(T_ego_cam[0])
             return FrameRef(paths, stamps, T_world_ego)
 
-        need = [f for f in self.frame_ids if f != 0]
+        need = [f for f in {*self.frame_ids, *self.require_frames} if f != 0]
         for pos, entry in enumerate(entries):
             if any(not 0 <= pos + f < len(entries) for f in need):
                 continue
@@ -263,9 +266,11 @@ def ddad_from_config(cfg, split: str, frame_ids: Optional[Sequence[int]] = None,
     reqs = d.train_requirements if train else d.val_requirements
     if frame_ids is None:
         frame_ids = t.frame_ids if train else (0,)
+    # The paper's dgp index keeps only samples whose context frames exist, in every split (real DDAD only).
+    require = t.frame_ids if cfg.data.dataset == "ddad" and not cfg.eval.eval_all_samples else ()
     return DDADDataset(
         d.data_path, split, d.cameras, t.height, t.width, frame_ids=frame_ids,
         with_depth="gt_depth" in reqs, color_jitter=t.color_jitter if train else None,
         mask_path=(mask_path if mask_path is not None else d.mask_path) if "mask" in reqs else None,
-        gt_cache=d.gt_cache, skip_broken=skip_broken,
+        gt_cache=d.gt_cache, skip_broken=skip_broken, gt_projection=d.gt_projection, require_frames=require,
     )

@@ -88,7 +88,8 @@ def test_ddad_evaluate_bag_equals_offline_metrics(ddad_sample, tmp_path):
     inp = tmp_path / "ddad.mcap"
     convert.write_recording(convert.ddad_recording(ddad_sample / "ddad.json", "val", 0), inp, resize="320x200",
                             progress=False)
-    ds = DDADDataset(ddad_sample / "ddad.json", "val", cams, 192, 320, frame_ids=(0,), with_depth=True)
+    ds = DDADDataset(ddad_sample / "ddad.json", "val", cams, 192, 320, frame_ids=(0,), with_depth=True,
+                     gt_projection="nearest")  # evaluate-bag projects the bag's LIDAR to the nearest pixel
     acc = DepthMetricAccumulator(cams, 0.0, 200.0)
     rng = np.random.default_rng(0)
     depth = {c: [] for c in cams}

@@ -55,7 +55,7 @@ def test_depth_bin_breakdown_adds_up_to_the_metric_mean(bench):
     pred = gt.clone()
     pred[..., :2, :] = 6.0
     pred[gt == 0] = 7.0
-    acc = DepthMetricAccumulator(["a", "b"], 0.0, 200.0)
+    acc = DepthMetricAccumulator(["a", "b"], 0.0, 200.0, unit="image")  # the benchmark evaluates batches of 1
     acc.update(pred, gt)
     mean = acc.result()["metric"]["mean"]["abs_rel"]
     bins = bench.DepthBinBreakdown(0.0, 200.0)

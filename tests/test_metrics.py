@@ -47,14 +47,15 @@ def test_valid_mask_caps_and_occlusion():
     gt = torch.tensor([0.0, 5.0, 80.0, 80.5, 200.0])
     occ = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0])
     v = valid_depth_mask(gt, occ, min_depth=0.0, max_depth=80.0)
-    assert v.tolist() == [False, True, True, False, False]
-    assert valid_depth_mask(gt, None, 0.0, 200.0).tolist() == [False, True, True, True, True]
+    assert v.tolist() == [False, True, False, False, False]  # the paper: gt < max_depth, strictly
+    assert valid_depth_mask(gt, None, 0.0, 200.0).tolist() == [False, True, True, True, False]
 
 
-def test_median_ratio_uses_true_median():
+def test_median_ratio_lower_middle_like_the_paper_or_mean():
     gt = torch.tensor([1.0, 2.0, 3.0, 4.0])
     pred = torch.tensor([1.0, 1.0, 1.0, 1.0])
-    assert float(median_ratio(gt, pred)) == pytest.approx(2.5)
+    assert float(median_ratio(gt, pred)) == pytest.approx(2.0)  # torch.median: the lower middle value
+    assert float(median_ratio(gt, pred, "mean")) == pytest.approx(2.5)
 
 
 def _batch(gt_np, pred_np, mask_np=None):

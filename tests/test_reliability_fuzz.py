@@ -332,9 +332,17 @@ def test_fuzz_config_overrides(ov):
 
 # ====================================================================================== DGP (DDAD)
 
+def _ddad_scene_dir(sample: Path) -> Path:
+    """The sample's one scene folder, as ddad.json names it (other folders, e.g. a cache, are not scenes)."""
+    meta = json.loads((sample / "ddad.json").read_text())
+    files = {f for split in meta["scene_splits"].values() for f in split["filenames"]}
+    assert len(files) == 1, f"expected one scene in {sample / 'ddad.json'}, got {sorted(files)}"
+    return (sample / files.pop()).parent
+
+
 def _ddad_copy(sample: Path, dst: Path) -> dict:
     """A writable DDAD copy: JSON files copied, image/LIDAR folders linked. Returns the JSON trees."""
-    scene_dir = next(p for p in sample.iterdir() if p.is_dir())
+    scene_dir = _ddad_scene_dir(sample)
     out = dst / scene_dir.name
     (out / "calibration").mkdir(parents=True)
     for sub in ("rgb", "point_cloud"):

@@ -168,7 +168,8 @@ def run(argv: Optional[List[str]] = None) -> int:
     logger.info("evaluating %s (step %s) on %d %s samples of %s", weight, ck.get("step"), len(ds), args.split,
                 cfg.data.data_path)
     res = tu.evaluate_depth_model(model, loader, cams, device, ev.eval_min_depth, ev.eval_max_depth,
-                                  max_samples=ev.eval_max_samples, on_batch=on_batch, amp=cfg.training.amp)
+                                  max_samples=ev.eval_max_samples, on_batch=on_batch, amp=cfg.training.amp,
+                                  unit=ev.eval_unit, median=ev.eval_median)
     res["checkpoint"] = str(weight)
     res["step"] = int(ck.get("step", 0))
     res["config_name"] = ck.get("config_name")
@@ -176,7 +177,8 @@ def run(argv: Optional[List[str]] = None) -> int:
     res["ego_motion"] = evaluate_ego_motion(model, cfg, args.split, device)
     write_tables(res, out_dir, cams)
     print(f"checkpoint {weight} (step {res['step']}), {res['samples']} {args.split} samples, "
-          f"depth cap {ev.eval_max_depth} m")
+          f"gt in ({ev.eval_min_depth}, {ev.eval_max_depth}) m, scored per {ev.eval_unit}"
+          + (f" of {cfg.eval.eval_batch_size} images" if ev.eval_unit == "batch" else ""))
     print(format_depth_table(res, "metric"))
     print()
     print(format_depth_table(res, "median"))

@@ -4,6 +4,7 @@
     python training/train.py --config_file training/configs/ddad/ddad_surround_fusion.yaml
     python training/train.py --config_file ... --set training.learning_rate=2e-4 --set training.max_steps=100
     python training/train.py --config_file ... --resume              # continue <log_dir>/<name>/ exactly
+    python training/train.py --config_file ... --check_data          # every file there? (minutes), then exit
     torchrun --nproc_per_node=4 training/train.py --config_file ...   # DistributedDataParallel
 
 Outputs under ``<data.log_dir>/<config name>/`` (or ``--run_dir``): ``config.yaml`` (resolved),
@@ -54,6 +55,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     ap.add_argument("--overwrite", action="store_true", help="start over in a run folder that has checkpoints")
     ap.add_argument("--no_progress", action="store_true", help="no tqdm bar (log lines instead)")
     ap.add_argument("--log_level", default="INFO", help="logging level (DEBUG shows per-step data indices)")
+    ap.add_argument("--check_data", nargs="?", const="quick", choices=("quick", "decode"), default=None,
+                    help="only check that every file the config reads (all splits, cameras, context frames, "
+                         "calibration, masks, LIDAR) is there and readable, print a summary and exit (1 = "
+                         "something missing); 'decode' reads every file in full")
     return ap.parse_args(argv)
 
 
@@ -623,6 +628,11 @@ def run(argv: Optional[List[str]] = None) -> int:
     rank = int(os.environ.get("RANK", 0))
     setup_logging(args.log_level, rank)
     cfg = load_config(args.config_file, args.set)
+    if args.check_data:
+        from vfdepth_core.datasets.check import run_check
+
+        tu.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, args.config_file)
+        return run_check(cfg, decode=args.check_data == "decode", progress=not args.no_progress)
     if cfg.ddp.ddp_enable and not tu.launched_by_torchrun() and cfg.ddp.world_size > 1:
         if torch.cuda.is_available() and torch.cuda.device_count() < cfg.ddp.world_size:
             raise ConfigError(f"ddp.world_size {cfg.ddp.world_size} needs as many GPUs, found "

@@ -42,9 +42,11 @@ class DDPConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     num_layers: int = 18
+    # The paper: True = both ResNet-18 encoders start from ImageNet (torchvision's ResNet18_Weights.IMAGENET1K_V1,
+    # read from / downloaded once into $TORCH_HOME/hub/checkpoints; the pose net's 6-channel conv1 gets the
+    # kernel repeated and halved). False = random init (the synthetic configs, the demo and the tests).
     weights_init: bool = True
-    # Beyond the paper: a local ImageNet ResNet weights file; without it weights_init means random init
-    # (with a warning), because nothing can be downloaded at run time.
+    # Beyond the paper: a local ImageNet ResNet-18 state-dict file read instead of torchvision's cache.
     weights_path: Optional[str] = None
     # Beyond the paper: start the disparity head so that its first predictions sit near this depth (m)
     # instead of the sigmoid's midpoint (about 3 m at the paper's range, under 2 m for side cameras at
@@ -89,7 +91,15 @@ class DataConfig:
     version: str = "v1.0-trainval"  # nuScenes table version
     train_split: Optional[str] = None  # text file of scene names/indices; None = dataset default
     val_split: Optional[str] = None
-    gt_cache: Optional[str] = None  # where projected LIDAR depth is cached; None = next to the data
+    # Beyond the paper: the folder for cached projected LIDAR depth (a subfolder per dataset, keyed by its
+    # absolute path and settings); None = $XDG_CACHE_HOME/vfdepth/depth_gt (~/.cache/...). Never the dataset.
+    gt_cache: Optional[str] = None
+    # How LIDAR becomes ground-truth depth at network size. 'paper': projected at the image's own size with
+    # the camera's K, pixel = integer part of (u, v), the last point written wins; then every point moved to
+    # pixel int(row * H / H0), int(col * W / W0), the last one wins (dgp's generate_depth_map + packnet's
+    # resize_depth_preserve). 'nearest' (beyond the paper): projected at network size with the scaled K,
+    # nearest pixel centre, the nearest point wins.
+    gt_projection: str = "paper"
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,15 @@ class EvalConfig:
     syn_idx: Optional[int] = 0  # the paper's baseline configs write None
     # Beyond the paper: evaluate at most this many validation samples (None = all).
     eval_max_samples: Optional[int] = None
+    # The paper's protocol (vfdepth_core/metrics.py, training/README.md), each one key away from an option
+    # beyond it. eval_unit 'batch': per camera, the valid pixels of the eval_batch_size images of a batch
+    # are pooled for the median ratio and the errors, and scores are means over batches; 'image': per image.
+    eval_unit: str = "batch"
+    # 'lower': torch.median's lower middle value (the paper); 'mean': the average of the two middle values.
+    eval_median: str = "lower"
+    # False (the paper): DDAD val/test keep only samples whose training.frame_ids context frames exist (the
+    # dgp index the paper's loader uses); True: every sample. nuScenes evaluates every sample either way.
+    eval_all_samples: bool = False
 
 
 @dataclass(frozen=True)
@@ -402,6 +421,12 @@ def validate(cfg: Config, source: str = "<config>") -> None:
                           f"/ none), got {lg.keep_last_checkpoints} and {lg.keep_every_epochs}")
     if m.depth_model not in ("fusion", "fsm") or m.pose_model not in ("fusion", "fsm"):
         raise ConfigError(f"{source}: model.depth_model/pose_model must be 'fusion' or 'fsm'")
+    if cfg.eval.eval_unit not in ("batch", "image"):
+        raise ConfigError(f"{source}: eval.eval_unit must be 'batch' (the paper) or 'image', got {cfg.eval.eval_unit!r}")
+    if cfg.eval.eval_median not in ("lower", "mean"):
+        raise ConfigError(f"{source}: eval.eval_median must be 'lower' (the paper) or 'mean', got {cfg.eval.eval_median!r}")
+    if cfg.data.gt_projection not in ("paper", "nearest"):
+        raise ConfigError(f"{source}: data.gt_projection must be 'paper' or 'nearest', got {cfg.data.gt_projection!r}")
     if cfg.data.dataset not in ("ddad", "nuscenes", "synthetic"):
         raise ConfigError(f"{source}: data.dataset must be ddad, nuscenes or synthetic, got {cfg.data.dataset!r}")
     if len(cfg.data.cameras) < 1:

@@ -75,7 +75,7 @@ class Predictor:
         self.device = resolve_device(device)
         if model is None:
             logger.warning("Predictor without a checkpoint: the network has random weights (depth is meaningless)")
-            model = VFDepth(cfg)
+            model = VFDepth(cfg, load_imagenet=False)
         self.model = model.to(self.device).eval()
         # channels_last (NHWC) activations: faster oneDNN/cuDNN convolutions, identical results
         self.model.set_channels_last(True)

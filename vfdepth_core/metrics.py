@@ -1,15 +1,19 @@
 """Depth metrics: the paper's depth evaluation protocol (odometry errors: :mod:`vfdepth_core.odometry`).
 
-Depth protocol (VFDepth / DDAD / nuScenes)
+Depth protocol (VFDepth / DDAD / nuScenes): the paper's code, point by point (training/README.md)
 -----------------------------------------
 * Ground truth is given at network resolution (the dataset projects LIDAR at height x width).
-* Valid pixel: ``min_depth < gt <= max_depth`` and inside the self-occlusion mask.
-* "metric": the prediction as it is. "median": the prediction multiplied by one ratio per camera and
-  sample, ``median(gt) / median(pred)`` over that camera's valid pixels.
-* After scaling the prediction is clamped to ``[max(min_depth, 1e-3), max_depth]`` (the lower bound
-  keeps ``log`` finite when ``min_depth`` is 0).
-* Seven errors per camera and sample; a dataset score is the mean over samples per camera, and the
-  "mean" row is the mean of the per-camera scores.
+* Valid pixel: ``min_depth < gt < max_depth`` and inside the self-occlusion mask.
+* The prediction is clamped to ``[max(min_depth, 1e-3), max_depth]`` (the lower bound keeps ``log``
+  finite when ``min_depth`` is 0; the paper's predictions are never below 1e-3 m).
+* "metric": the clamped prediction. "median": the clamped prediction multiplied by one ratio per camera,
+  ``median(gt) / median(pred)`` over that camera's valid pixels, then clamped again. ``median="lower"``
+  (the paper: ``torch.median``, the lower of the two middle values), ``"mean"`` (numpy's, beyond it).
+* ``unit="batch"`` (the paper): per camera, the valid pixels of all images of an evaluation batch are
+  pooled for the ratio and the seven errors, and a dataset score is the mean over batches (so it depends
+  on ``eval_batch_size``). ``unit="image"`` (beyond the paper): per image, the mean over images.
+* The "mean" row is the mean of the per-camera scores (the paper averages the cameras per batch, then the
+  batches: the same number when every camera has valid pixels; a camera without any is skipped here).
 
 Everything is computed in float64 on the input's device. Depth maps follow the project's shapes:
 ``(B, N, 1, H, W)`` metres, masks ``(B, N, 1, H, W)`` with 1 = valid.
@@ -31,6 +35,8 @@ DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "d1", "d2", "d3")
 """Metric names in the order of the paper's table."""
 
 SCALINGS = ("metric", "median")
+UNITS = ("batch", "image")
+MEDIANS = ("lower", "mean")
 
 _LOG_FLOOR_M = 1e-3
 
@@ -59,37 +65,45 @@ def depth_errors(gt: Tensor, pred: Tensor) -> Tensor:
 
 def valid_depth_mask(gt: Tensor, mask: Optional[Tensor] = None, min_depth: float = 0.0,
                      max_depth: float = 200.0) -> Tensor:
-    """Boolean mask of evaluable pixels: ``min_depth < gt <= max_depth`` and ``mask > 0.5`` (any shape)."""
-    valid = (gt > min_depth) & (gt <= max_depth)
+    """Boolean mask of evaluable pixels: ``min_depth < gt < max_depth`` and ``mask > 0.5`` (any shape)."""
+    valid = (gt > min_depth) & (gt < max_depth)
     if mask is not None:
         valid = valid & (mask > 0.5)
     return valid
 
 
-def median_ratio(gt: Tensor, pred: Tensor) -> Tensor:
-    """Median-scaling factor ``median(gt) / median(pred)`` of two 1-D arrays of valid depths."""
+def median_ratio(gt: Tensor, pred: Tensor, median: str = "lower") -> Tensor:
+    """Median-scaling factor ``median(gt) / median(pred)`` of two 1-D arrays of valid depths.
+
+    median: "lower" (the paper's ``torch.median``: the lower middle value of an even count) or "mean"
+    (the average of the two middle values, like numpy)."""
+    if median not in MEDIANS:
+        raise ValueError(f"median must be one of {MEDIANS}, got {median!r}")
     gt = _as_tensor(gt).double().reshape(-1)
     pred = _as_tensor(pred).double().reshape(-1)
     if gt.numel() == 0:
         return torch.tensor(float("nan"), dtype=torch.float64, device=gt.device)
-    # torch.median returns the lower of the two middle values; use the average like numpy.
-    return _true_median(gt) / _true_median(pred)
+    m = torch.median if median == "lower" else _mean_median
+    return m(gt) / m(pred)
 
 
-def _true_median(x: Tensor) -> Tensor:
+def _mean_median(x: Tensor) -> Tensor:
     return torch.quantile(x, 0.5) if x.numel() < 16_000_000 else torch.median(x)
 
 
 def evaluate_depth(pred: Tensor, gt: Tensor, mask: Optional[Tensor] = None, min_depth: float = 0.0,
-                   max_depth: float = 200.0, scaling: str = "metric") -> tuple[Tensor, Tensor]:
-    """Per-sample, per-camera errors of a batch.
+                   max_depth: float = 200.0, scaling: str = "metric", unit: str = "image",
+                   median: str = "lower") -> tuple[Tensor, Tensor]:
+    """Per-camera errors of a batch, per image (``unit="image"``) or over the pooled batch (``"batch"``).
 
     pred, gt: ``(B, N, 1, H, W)`` metres (gt 0 = no measurement); mask: the same shape, 1 = valid.
-    Returns ``errors (B, N, 7)`` float64 (NaN rows where a camera has no valid pixel) and the
-    ``ratios (B, N)`` applied to the prediction (1 for "metric").
+    Returns ``errors (G, N, 7)`` float64 (NaN rows where a camera has no valid pixel) and the
+    ``ratios (G, N)`` applied to the prediction (1 for "metric"); G = B per image, 1 per batch.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     pred = _as_tensor(pred)
     gt = _as_tensor(gt)
     if pred.dim() != 5 or pred.shape[2] != 1:
@@ -100,33 +114,38 @@ def evaluate_depth(pred: Tensor, gt: Tensor, mask: Optional[Tensor] = None, min_
         mask = _as_tensor(mask)
         if mask.shape != pred.shape:
             raise ValueError(f"mask must have the shape of pred {tuple(pred.shape)}, got {tuple(mask.shape)}")
-    B, N = pred.shape[:2]
     valid = valid_depth_mask(gt, mask, min_depth, max_depth)
-    errors = torch.full((B, N, len(DEPTH_METRICS)), float("nan"), dtype=torch.float64, device=pred.device)
-    ratios = torch.ones((B, N), dtype=torch.float64, device=pred.device)
+    if unit == "batch":  # one group: the camera axis first, the batch's images pooled
+        pred, gt, valid = (x.transpose(0, 1).unsqueeze(0) for x in (pred, gt, valid))
+    G, N = pred.shape[:2]
+    errors = torch.full((G, N, len(DEPTH_METRICS)), float("nan"), dtype=torch.float64, device=pred.device)
+    ratios = torch.ones((G, N), dtype=torch.float64, device=pred.device)
     lo = max(min_depth, _LOG_FLOOR_M)
-    for b in range(B):
+    for g_ in range(G):
         for n in range(N):
-            v = valid[b, n]
-            g = gt[b, n][v].double()
+            v = valid[g_, n]
+            g = gt[g_, n][v].double()
             if g.numel() == 0:
-                ratios[b, n] = float("nan")
+                ratios[g_, n] = float("nan")
                 continue
-            p = pred[b, n][v].double()
+            p = pred[g_, n][v].double().clamp(lo, max_depth)  # the paper clamps before the median
             if scaling == "median":
-                r = median_ratio(g, p)
-                ratios[b, n] = r
-                p = p * r
-            p = p.clamp(lo, max_depth)
-            errors[b, n] = depth_errors(g, p)
+                r = median_ratio(g, p, median)
+                ratios[g_, n] = r
+                p = (p * r).clamp(lo, max_depth)
+            errors[g_, n] = depth_errors(g, p)
     return errors, ratios
 
 
 class DepthMetricAccumulator:
-    """Aggregates per-camera depth errors over a dataset, for both scalings (mean over samples per camera)."""
+    """Aggregates per-camera depth errors over a dataset, for both scalings: the mean over evaluation
+    units (``unit="batch"``, the paper: each update's batch; ``"image"``: each image) per camera."""
 
     def __init__(self, camera_names: Sequence[str], min_depth: float = 0.0, max_depth: float = 200.0,
-                 scalings: Iterable[str] = SCALINGS):
+                 scalings: Iterable[str] = SCALINGS, unit: str = "batch", median: str = "lower"):
+        if unit not in UNITS or median not in MEDIANS:
+            raise ValueError(f"unit must be one of {UNITS} and median one of {MEDIANS}, got {unit!r}, {median!r}")
+        self.unit, self.median = unit, median
         self.camera_names = tuple(camera_names)
         self.min_depth = float(min_depth)
         self.max_depth = float(max_depth)
@@ -138,13 +157,13 @@ class DepthMetricAccumulator:
         self.num_samples = 0
 
     def update(self, pred: Tensor, gt: Tensor, mask: Optional[Tensor] = None) -> Dict[str, np.ndarray]:
-        """Add a batch ``(B, N, 1, H, W)``; returns this batch's per-sample errors ``{scaling: (B, N, 7)}``."""
+        """Add a batch ``(B, N, 1, H, W)``; returns its errors ``{scaling: (G, N, 7)}`` (G = B per image, 1 per batch)."""
         if pred.shape[1] != len(self.camera_names):
             raise ValueError(f"pred has {pred.shape[1]} cameras, the accumulator {len(self.camera_names)}")
         out = {}
         counted = None
         for s in self.scalings:
-            err, ratios = evaluate_depth(pred, gt, mask, self.min_depth, self.max_depth, s)
+            err, ratios = evaluate_depth(pred, gt, mask, self.min_depth, self.max_depth, s, self.unit, self.median)
             err = err.cpu().numpy()
             ok = ~np.isnan(err[..., 0])  # (B, N)
             self._sum[s] += np.where(ok[..., None], err, 0.0).sum(axis=0)
@@ -159,7 +178,7 @@ class DepthMetricAccumulator:
 
     def result(self) -> dict:
         """``{scaling: {"per_camera": {cam: {metric: v}}, "mean": {metric: v}}, "samples": n, ...}``."""
-        res: dict = {"samples": int(self.num_samples),
+        res: dict = {"samples": int(self.num_samples), "unit": self.unit, "median": self.median,
                      "valid_samples_per_camera": {c: int(k) for c, k in zip(self.camera_names, self._count)}}
         for s in self.scalings:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -190,14 +209,15 @@ def _row(values: np.ndarray) -> Dict[str, Optional[float]]:
 
 
 def format_depth_table(result: dict, scaling: str) -> str:
-    """The paper's table for one scaling: one row per camera and a mean row."""
+    """The paper's table for one scaling: one row per camera and a mean row, aligned for any camera name."""
     block = result[scaling]
-    head = f"{scaling:>12s} | " + " ".join(f"{m:>8s}" for m in DEPTH_METRICS)
-    lines = [head, "-" * len(head)]
     rows = list(block["per_camera"].items()) + [("mean", block["mean"])]
+    w = max(len(scaling), *(len(str(name)) for name, _ in rows))
+    head = f"{scaling:>{w}s} | " + " ".join(f"{m:>8s}" for m in DEPTH_METRICS)
+    lines = [head, "-" * len(head)]
     for name, row in rows:
         cells = " ".join("     n/a" if row[m] is None else f"{row[m]:8.3f}" for m in DEPTH_METRICS)
-        lines.append(f"{name:>12s} | {cells}")
+        lines.append(f"{str(name):>{w}s} | {cells}")
     return "\n".join(lines)
 
 

@@ -392,8 +392,9 @@ def predict_batch_depth(model, batch: dict, use_mask: bool = True) -> torch.Tens
 @torch.no_grad()
 def evaluate_depth_model(model, loader, camera_names: Sequence[str], device: str, min_depth: float,
                          max_depth: float, max_samples: Optional[int] = None, on_batch=None,
-                         keep_gt: bool = False, amp: str = "none") -> dict:
-    """Run `model` over `loader` and aggregate the paper's metrics (see vfdepth_core.metrics).
+                         keep_gt: bool = False, amp: str = "none", unit: str = "batch", median: str = "lower") -> dict:
+    """Run `model` over `loader` and aggregate the paper's metrics (see vfdepth_core.metrics; `unit` and
+    `median` are eval.eval_unit and eval.eval_median).
 
     on_batch(batch, depth, errors_by_scaling) is called per batch (visualisation, saving).
     keep_gt: also return ``gt_values`` (list per sample-camera of 1-D float32 valid GT) for baselines.
@@ -405,7 +406,7 @@ def evaluate_depth_model(model, loader, camera_names: Sequence[str], device: str
 
     was_training = model.training
     model.eval()
-    acc = DepthMetricAccumulator(camera_names, min_depth, max_depth)
+    acc = DepthMetricAccumulator(camera_names, min_depth, max_depth, unit=unit, median=median)
     gt_values: List[np.ndarray] = []
     t0 = time.perf_counter()
     seen = 0

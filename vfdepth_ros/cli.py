@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 # name -> (module, one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "synth": ("vfdepth_core.datasets.synthetic.cli", "generate a synthetic surround-view drive with ground truth"),
+    "check-data": ("vfdepth_core.datasets.check", "check that every dataset file a training config reads is there"),
     "bag": ("vfdepth_ros.bag.cli", "convert datasets to ROS 2 bags, inspect, play and record them"),
     "evaluate-bag": ("vfdepth_ros.bag.evaluate", "score recorded depth/odometry against a bag's ground truth"),
     "launch": ("vfdepth_ros.launcher", "run the node graph without ROS 2 launch (loopback DDS)"),

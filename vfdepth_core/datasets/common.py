@@ -30,7 +30,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -79,6 +79,27 @@ def open_rgb(path: str | Path, min_hw: Optional[Tuple[int, int]] = None) -> Tupl
             return img.convert("RGB"), size0
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"image unreadable (truncated or corrupt): {p} ({exc})") from None
+
+
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+
+
+def peek_image(path: str | Path, what: str = "image") -> Tuple[int, int]:
+    """Header and end marker of an image without decoding it -> (H, W); DatasetError naming the file when
+    it is missing, not an image, or cut short (a JPEG/PNG whose last bytes are not its end marker)."""
+    p = Path(path)
+    try:
+        with Image.open(p) as img:
+            fmt, (W, H) = img.format, img.size
+        with open(p, "rb") as f:
+            f.seek(max(0, p.stat().st_size - 16))
+            tail = f.read()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"{what} unreadable: {p} ({exc})") from None
+    marker = _END_MARKERS.get(fmt)
+    if marker is not None and marker not in tail:  # JPEGs may carry a few padding bytes after FFD9
+        raise DatasetError(f"{what} truncated (no {fmt} end marker): {p}")
+    return H, W
 
 
 def load_image(path: str | Path, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -229,6 +250,29 @@ def lidar_depth(points_cam: np.ndarray, K: np.ndarray, hw: Tuple[int, int]) -> n
     return d.numpy().astype(np.float32)
 
 
+def lidar_depth_paper(points_cam: np.ndarray, K0: np.ndarray, hw0: Tuple[int, int], hw: Tuple[int, int]) -> np.ndarray:
+    """The paper's ground truth (H, W) float32: LIDAR points (P, 3) in the camera frame projected with K0 at
+    the image's own size hw0, pixel = integer part of (u, v), the last point written wins (dgp's
+    generate_depth_map); then each pixel's depth moved to (int(row * H / H0), int(col * W / W0)) in row-major
+    order, the last one wins (packnet-sfm's resize_depth_preserve). 0 = no point."""
+    p = torch.from_numpy(np.ascontiguousarray(points_cam, dtype=np.float64).T)
+    uv, z = geometry.project(torch.from_numpy(np.asarray(K0, dtype=np.float64)), p)
+    with np.errstate(invalid="ignore"):
+        u, v = np.trunc(uv[0].numpy()), np.trunc(uv[1].numpy())  # C casts truncate toward zero
+    z = z[0].numpy()
+    (H0, W0), (H, W) = hw0, hw
+    ok = np.isfinite(u) & np.isfinite(v) & (u >= 0) & (v >= 0) & (u < W0) & (v < H0) & (z > 0)
+    full = np.zeros((H0, W0), dtype=np.float32)
+    full[v[ok].astype(np.int64), u[ok].astype(np.int64)] = z[ok]  # repeated pixels: the last value stays
+    rows, cols = np.nonzero(full > 0)  # row-major order
+    r = (rows * (H / H0)).astype(np.int32)
+    c = (cols * (W / W0)).astype(np.int32)
+    keep = (r < H) & (c < W)
+    out = np.zeros((H, W), dtype=np.float32)
+    out[r[keep], c[keep]] = full[rows[keep], cols[keep]]
+    return out
+
+
 def user_cache_dir() -> Path:
     """$XDG_CACHE_HOME/vfdepth (default ~/.cache/vfdepth)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -257,27 +301,31 @@ def _writable_dir(d: Path) -> bool:
 class DepthCache:
     """Projected LIDAR depth cached as ``<dir>/<scene>/<sample>_<CAMERA>_<H>x<W>.npz`` (key ``depth``).
 
-    ``<dir>`` is ``<gt_cache>/<hash of data_root>`` when gt_cache is given, else ``<data_root>/depth_cache``,
-    falling back to ``~/.cache/vfdepth/depth_gt/<hash of data_root>`` when the data folder is read-only
-    (no write bit in its mode).
+    ``<dir>`` is ``<gt_cache or $XDG_CACHE_HOME/vfdepth/depth_gt>/<key>``, never inside the dataset folder (it
+    may be read-only or shared). ``<key>`` hashes the dataset's absolute path and `settings` (the loader's
+    choices that change the depth, e.g. DDAD's index file and LIDAR name, the nuScenes table version), so two
+    datasets never share files; ``<dir>/SOURCE`` names the dataset. Without a writable default folder the
+    depth is not cached (a warning); a given gt_cache that is not writable is an error.
     """
 
-    def __init__(self, data_root: str | Path, gt_cache: Optional[str | Path] = None):
+    def __init__(self, data_root: str | Path, gt_cache: Optional[str | Path] = None, settings: str = ""):
         data_root = Path(data_root).resolve()
-        h = hashlib.sha1(str(data_root).encode()).hexdigest()[:12]
-        if gt_cache:
-            self.dir: Optional[Path] = Path(gt_cache) / h
-            if not _writable_dir(self.dir):
+        key = hashlib.sha1(f"{data_root}|{settings}".encode()).hexdigest()[:16]
+        base = Path(gt_cache) if gt_cache else user_cache_dir() / "depth_gt"
+        self.dir: Optional[Path] = base / key
+        if not _writable_dir(self.dir):
+            if gt_cache:
                 raise DatasetError(f"depth cache folder not writable: {gt_cache} (fix data.gt_cache)")
-        else:
-            cand = data_root / "depth_cache"
-            if _writable_dir(cand):
-                self.dir = cand
-            else:
-                cand = user_cache_dir() / "depth_gt" / h
-                self.dir = cand if _writable_dir(cand) else None
-                if self.dir is None:
-                    logger.warning("no writable depth cache folder; projected LIDAR depth is not cached")
+            logger.warning("depth cache folder %s not writable; projected LIDAR depth is not cached "
+                           "(set data.gt_cache to a writable folder)", self.dir)
+            self.dir = None
+            return
+        source = self.dir / "SOURCE"
+        if not source.is_file():
+            try:
+                source.write_text(f"{data_root}\n{settings}\n")
+            except OSError:
+                pass
 
     def _path(self, scene: str, sample: str, camera: str, hw: Tuple[int, int]) -> Optional[Path]:
         if self.dir is None:
@@ -361,6 +409,7 @@ class SurroundDataset(torch.utils.data.Dataset):
         height, width: network resolution.
         frame_ids: frames to return, e.g. (0, -1, 1); refs must hold each of them.
         with_depth: project LIDAR into each camera (``depth_gt``), cached on disk.
+        gt_projection: 'paper' (:func:`lidar_depth_paper`) or 'nearest' (:func:`lidar_depth`).
         color_jitter: (brightness, contrast, saturation, hue) strengths for ``image_aug``; None = no jitter.
         mask_path: self-occlusion mask folder (see :class:`MaskResolver`); None = all ones.
         skip_broken: on an unreadable file return None (log a warning, count it in ``num_broken``)
@@ -369,8 +418,11 @@ class SurroundDataset(torch.utils.data.Dataset):
 
     def __init__(self, *, height: int, width: int, frame_ids: Sequence[int] = (0, -1, 1), with_depth: bool = False,
                  color_jitter: Optional[Sequence[float]] = None, mask_path: Optional[str] = None,
-                 gt_cache: Optional[str] = None, skip_broken: bool = False):
+                 gt_cache: Optional[str] = None, skip_broken: bool = False, gt_projection: str = "paper"):
         self.hw = (int(height), int(width))
+        if gt_projection not in ("paper", "nearest"):
+            raise DatasetError(f"gt_projection must be 'paper' or 'nearest', got {gt_projection!r}")
+        self.gt_projection = gt_projection
         self.frame_ids = tuple(int(f) for f in frame_ids)
         if 0 not in self.frame_ids:
             raise DatasetError(f"frame_ids must contain 0, got {self.frame_ids}")
@@ -383,6 +435,7 @@ class SurroundDataset(torch.utils.data.Dataset):
         self.refs: List[SampleRef] = []
         self.cameras: List[str] = []
         self.data_root: Path = Path(".")
+        self.cache_settings = ""  # loader choices that change the projected depth (the depth cache's key)
         self._mask_cache: Dict[Tuple[str, Tuple[int, int]], torch.Tensor] = {}
         self._depth_cache: Optional[DepthCache] = None
 
@@ -403,37 +456,52 @@ class SurroundDataset(torch.utils.data.Dataset):
             logger.warning("skipping broken sample %d (%d so far): %s", index, self.num_broken, exc)
             return None
 
+    def needed_files(self) -> Iterator[Tuple[int, str, str]]:
+        """(sample index, path, kind) of every file building the samples reads: each frame's image per
+        camera, the LIDAR file when ``with_depth``, the self-occlusion masks and any extra file. Kinds:
+        'image', 'LIDAR file', 'mask', 'file'."""
+        for i, ref in enumerate(self.refs):
+            for fr in ref.frames.values():
+                for p in fr.image_paths:
+                    yield i, p, "image"
+            if self.with_depth and ref.lidar_path:
+                yield i, ref.lidar_path, "LIDAR file"
+            for cam in self.cameras:
+                m = self.masks.path(ref.scene, cam)
+                if m is not None:
+                    yield i, str(m), "mask"
+            for p in ref.extra_files:
+                yield i, p, "file"
+
+    def check_file(self, path: str, kind: str, level: str = "decode") -> Optional[str]:
+        """None when `path` (of :meth:`needed_files`' `kind`) is fine, else a one-line problem. `level`:
+        'exists'; 'header' (also the image header and end marker, the LIDAR file's index); 'decode' (read
+        it all, as training does)."""
+        try:
+            if not os.path.isfile(path):
+                return f"{kind} not found: {path}"
+            if level == "exists" or kind == "file":
+                return None
+            if kind == "LIDAR file":
+                (self._read_lidar_file if level == "decode" else self._peek_lidar_file)(path)
+            elif level == "decode":
+                open_rgb(path) if kind == "image" else load_mask(path, (8, 8))
+            else:
+                peek_image(path, kind)
+        except DatasetError as exc:
+            return str(exc)
+        return None
+
     def scan(self, check_pixels: bool = True) -> List[Problem]:
         """Check every sample's files (existence; with check_pixels also full decoding of images and
         LIDAR files) and return every problem found, instead of stopping at the first."""
         problems: List[Problem] = []
         seen: Dict[str, Optional[str]] = {}
-
-        def check(path: str, kind: str) -> Optional[str]:
-            if path in seen:
-                return seen[path]
-            msg: Optional[str] = None
-            try:
-                if not os.path.isfile(path):
-                    msg = f"{kind} not found: {path}"
-                elif check_pixels and kind == "image":
-                    open_rgb(path)
-                elif check_pixels and kind == "LIDAR file":
-                    self._read_lidar_file(path)
-            except DatasetError as exc:
-                msg = str(exc)
-            seen[path] = msg
-            return msg
-
-        for i, ref in enumerate(self.refs):
-            files = [(p, "image") for fr in ref.frames.values() for p in fr.image_paths]
-            if self.with_depth and ref.lidar_path:
-                files.append((ref.lidar_path, "LIDAR file"))
-            files += [(p, "file") for p in ref.extra_files]
-            for p, kind in files:
-                msg = check(p, kind)
-                if msg:
-                    problems.append(Problem(i, ref.scene, p, msg))
+        for i, p, kind in self.needed_files():
+            if p not in seen:
+                seen[p] = self.check_file(p, kind, "decode" if check_pixels else "exists")
+            if seen[p]:
+                problems.append(Problem(i, self.refs[i].scene, p, seen[p]))
         return problems
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -441,6 +509,10 @@ class SurroundDataset(torch.utils.data.Dataset):
     def _read_lidar_file(self, path: str) -> np.ndarray:
         """Read a LIDAR file (subclasses); raise DatasetError naming it when broken."""
         raise NotImplementedError
+
+    def _peek_lidar_file(self, path: str) -> None:
+        """A quick check of a LIDAR file (subclasses may avoid reading it all); DatasetError when broken."""
+        self._read_lidar_file(path)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -455,14 +527,17 @@ class SurroundDataset(torch.utils.data.Dataset):
 
     def _depth(self, ref: SampleRef, hw0: List[Tuple[int, int]], K: np.ndarray) -> torch.Tensor:
         if self._depth_cache is None:
-            self._depth_cache = DepthCache(self.data_root, self.gt_cache)
+            self._depth_cache = DepthCache(self.data_root, self.gt_cache, f"{self.cache_settings}|{self.gt_projection}")
         out = torch.zeros(len(self.cameras), 1, *self.hw)
         if ref.lidar_in_cam is None:
             return out
         for n, cam in enumerate(self.cameras):
             d = self._depth_cache.get(ref.scene, ref.sample, cam, self.hw)
             if d is None:
-                d = lidar_depth(ref.lidar_in_cam(n), K[n], self.hw)
+                if self.gt_projection == "paper":
+                    d = lidar_depth_paper(ref.lidar_in_cam(n), ref.K[n], hw0[n], self.hw)
+                else:
+                    d = lidar_depth(ref.lidar_in_cam(n), K[n], self.hw)
                 self._depth_cache.put(ref.scene, ref.sample, cam, self.hw, d)
             out[n, 0] = torch.from_numpy(d)
         return out

@@ -145,13 +145,17 @@ class DDADDataset(SurroundDataset):
     def __init__(self, data_path: str | Path, split: str, cameras: Sequence[str], height: int, width: int,
                  frame_ids: Sequence[int] = (0, -1, 1), with_depth: bool = False,
                  color_jitter: Optional[Sequence[float]] = None, mask_path: Optional[str] = None,
-                 gt_cache: Optional[str] = None, skip_broken: bool = False, lidar_name: str = "LIDAR"):
+                 gt_cache: Optional[str] = None, skip_broken: bool = False, lidar_name: str = "LIDAR",
+                 gt_projection: str = "paper", require_frames: Sequence[int] = ()):
         super().__init__(height=height, width=width, frame_ids=frame_ids, with_depth=with_depth,
-                         color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken)
+                         color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken,
+                         gt_projection=gt_projection)
+        self.require_frames = tuple(require_frames)
         self.data_path = Path(data_path)
         self.data_root = self.data_path.parent
         self.cameras = [c.upper() for c in cameras]
         self.lidar_name = lidar_name
+        self.cache_settings = f"ddad|{self.data_path.name}|{lidar_name}"
         files = read_scene_files(self.data_path, split)
         for f in files:
             try:
@@ -167,6 +171,18 @@ class DDADDataset(SurroundDataset):
 
     def _read_lidar_file(self, path: str) -> np.ndarray:
         return read_lidar_npz(path)
+
+    def _peek_lidar_file(self, path: str) -> None:
+        """The .npz's zip index (at its end: a cut file fails here) names a 'data' array; nothing decompressed."""
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"LIDAR file unreadable (truncated or corrupt): {path} ({exc})") from None
+        if "data.npy" not in names:
+            raise DatasetError(f"{path}: no key 'data' in LIDAR .npz (keys: {[n[:-4] for n in names]})")
 
     def _lidar_points(self, path: str) -> np.ndarray:
         """XYZ (P, 3) of a LIDAR file, remembering the last one (read once for the six cameras)."""
@@ -230,7 +246,7 @@ class DDADDataset(SurroundDataset):
                 T_world_ego = T_world_cam @ invert_np(T_ego_cam[0])
             return FrameRef(paths, stamps, T_world_ego)
 
-        need = [f for f in self.frame_ids if f != 0]
+        need = [f for f in {*self.frame_ids, *self.require_frames} if f != 0]
         for pos, entry in enumerate(entries):
             if any(not 0 <= pos + f < len(entries) for f in need):
                 continue
@@ -268,9 +284,11 @@ def ddad_from_config(cfg, split: str, frame_ids: Optional[Sequence[int]] = None,
     reqs = d.train_requirements if train else d.val_requirements
     if frame_ids is None:
         frame_ids = t.frame_ids if train else (0,)
+    # The paper's dgp index keeps only samples whose context frames exist, in every split (real DDAD only).
+    require = t.frame_ids if cfg.data.dataset == "ddad" and not cfg.eval.eval_all_samples else ()
     return DDADDataset(
         d.data_path, split, d.cameras, t.height, t.width, frame_ids=frame_ids,
         with_depth="gt_depth" in reqs, color_jitter=t.color_jitter if train else None,
         mask_path=(mask_path if mask_path is not None else d.mask_path) if "mask" in reqs else None,
-        gt_cache=d.gt_cache, skip_broken=skip_broken,
+        gt_cache=d.gt_cache, skip_broken=skip_broken, gt_projection=d.gt_projection, require_frames=require,
     )

@@ -10,7 +10,8 @@
   FIRST configured camera (the front camera) at frame f. Depth ground truth does not use that
   approximation: LIDAR_TOP points (``.pcd.bin``, float32 x5) go lidar -> ego (LIDAR time) -> world ->
   ego (that camera's time) -> camera.
-* Splits: a text file of scene names (``data.train_split`` / ``data.val_split``), else
+* Splits: a text file of scene names or of sample tokens (the paper's ``dataset/nuscenes/{train,val}.txt``:
+  those samples only, in the file's order) (``data.train_split`` / ``data.val_split``), else
   ``<dataroot>/splits/<split>.txt`` when present (written by the synthetic writer), else the devkit's
   official split for the version when its scenes are present, else a deterministic split of the sorted
   scene names (every fifth scene is val, at least one when there are two or more).
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -54,6 +56,9 @@ def read_pcd_bin(path: str) -> np.ndarray:
         raise DatasetError(f"LIDAR file truncated or not float32 x5: {path} ({size} bytes, not a multiple of "
                            f"{PCD_BIN_POINT_BYTES}); re-download it")
     return np.fromfile(path, dtype="<f4").reshape(-1, 5)[:, :4]
+
+
+_TOKEN = re.compile(r"[0-9a-f]{32,64}")  # nuScenes tokens: 32 hex digits
 
 
 def _read_split_file(path: str) -> List[str]:
@@ -96,10 +101,12 @@ class NuScenesDataset(SurroundDataset):
                  frame_ids: Sequence[int] = (0, -1, 1), with_depth: bool = False,
                  color_jitter: Optional[Sequence[float]] = None, mask_path: Optional[str] = None,
                  gt_cache: Optional[str] = None, skip_broken: bool = False, split_file: Optional[str] = None,
-                 nusc=None):
+                 nusc=None, gt_projection: str = "paper"):
         super().__init__(height=height, width=width, frame_ids=frame_ids, with_depth=with_depth,
-                         color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken)
+                         color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken,
+                         gt_projection=gt_projection)
         self.data_root = Path(dataroot)
+        self.cache_settings = f"nuscenes|{version}"
         self.cameras = [c.upper() for c in cameras]
         self.nusc = nusc if nusc is not None else open_nuscenes(dataroot, version)
         try:
@@ -112,6 +119,11 @@ class NuScenesDataset(SurroundDataset):
             raise DatasetError(f"{self.data_root / version}: unknown camera channel(s) {unknown}; sensors are "
                                f"{sorted(known)} (fix data.cameras)")
         names = self._split_scenes(split, version, split_file)
+        # The paper's split files (its dataset/nuscenes/{train,val}.txt) list sample tokens, not scenes: keep
+        # those samples, in the file's order (evaluation batches pool consecutive samples).
+        self.sample_order: Optional[Dict[str, int]] = None
+        if names and all(n not in by_name and _TOKEN.fullmatch(n.split()[0]) for n in names):
+            names, self.sample_order = self._scenes_of_tokens([n.split()[0] for n in names], split_file)
         absent = [n for n in names if n not in by_name]
         if absent:
             raise DatasetError(f"split '{split}' names scene(s) absent from {version}: {absent[:5]}")
@@ -123,7 +135,21 @@ class NuScenesDataset(SurroundDataset):
                     raise
                 raise DatasetError(f"{self.data_root / version}: malformed nuScenes records for scene {n} "
                                    f"({type(exc).__name__}: {exc})") from None
+        if self.sample_order is not None:
+            self.refs.sort(key=lambda r: self.sample_order[r.sample])
         logger.info("nuScenes %s: %d samples from %d scenes", split, len(self.refs), len(names))
+
+    def _scenes_of_tokens(self, tokens: List[str], split_file: Optional[str]) -> Tuple[List[str], Dict[str, int]]:
+        """Scene names (first-seen order) of a sample-token split file, and each token's position in it."""
+        scene_name = {s["token"]: s["name"] for s in self.nusc.scene}
+        names: Dict[str, None] = {}
+        for t in tokens:
+            try:
+                names[scene_name[self.nusc.get("sample", t)["scene_token"]]] = None
+            except KeyError:
+                raise DatasetError(f"{split_file}: sample token {t} is not in this nuScenes version "
+                                   f"(fix data.version or the split file)") from None
+        return list(names), {t: i for i, t in enumerate(tokens)}
 
     def _split_scenes(self, split: str, version: str, split_file: Optional[str]) -> List[str]:
         if split_file:
@@ -163,6 +189,8 @@ class NuScenesDataset(SurroundDataset):
             sample = nusc.get("sample", tok)
             tok = sample["next"]
             k += 1
+            if self.sample_order is not None and sample["token"] not in self.sample_order:
+                continue
             missing = [c for c in self.cameras if c not in sample["data"]]
             if missing:
                 logger.warning("scene %s sample %s has no %s; skipped", scene["name"], sample["token"], missing)
@@ -235,5 +263,5 @@ def nuscenes_from_config(cfg, split: str, frame_ids: Optional[Sequence[int]] = N
         d.data_path, d.version, split, d.cameras, t.height, t.width, frame_ids=frame_ids,
         with_depth="gt_depth" in reqs, color_jitter=t.color_jitter if train else None,
         mask_path=mask_path if "mask" in reqs else None, gt_cache=d.gt_cache, skip_broken=skip_broken,
-        split_file=d.train_split if train else d.val_split,
+        split_file=d.train_split if train else d.val_split, gt_projection=d.gt_projection,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
+
+from vfdepth_core.nn.pretrained import imagenet_state_dict, tile_first_conv
 
 logger = logging.getLogger(__name__)
 
@@ -36,34 +37,17 @@ class ResNetEncoder(nn.Module):
             nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.bn1, self.relu, self.maxpool = net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        if weights_init and weights_path:
-            self.load_imagenet(weights_path)
-        elif weights_init:
-            logger.warning(
-                "model.weights_path is not set: the ResNet-18 encoder (%d input image(s)) starts from random "
-                "init, not ImageNet (weights cannot be downloaded here; point model.weights_path at a "
-                "torchvision resnet18 state-dict file to use them)", num_input_images)
+        if weights_init:  # the paper: ImageNet (torchvision's cache, or model.weights_path); False = random init
+            self.load_imagenet(imagenet_state_dict(weights_path))
 
-    def load_imagenet(self, path: str) -> None:
-        """Load a torchvision resnet18 state dict from a local file (fc dropped; conv1 tiled for stacked frames)."""
-        p = Path(path)
-        if not p.is_file():
-            from vfdepth_core.config import ConfigError
-
-            raise ConfigError(f"model.weights_path: file not found: {p} (give a torchvision resnet18 .pth file)")
-        state = torch.load(p, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        if self.num_input_images != 1 and "conv1.weight" in state:
-            state["conv1.weight"] = torch.cat([state["conv1.weight"]] * self.num_input_images, 1) / self.num_input_images
-        missing, unexpected = self.load_state_dict(state, strict=False)
+    def load_imagenet(self, state: dict) -> None:
+        """Load a torchvision resnet18 state dict (no fc); conv1 is tiled for stacked frames."""
+        missing, unexpected = self.load_state_dict(tile_first_conv(state, self.num_input_images), strict=False)
         if missing or unexpected:
             from vfdepth_core.config import ConfigError
 
-            raise ConfigError(f"model.weights_path {p}: not a resnet18 state dict (missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]})")
-        logger.info("loaded ImageNet ResNet-18 weights from %s", p)
+            raise ConfigError(f"ImageNet weights: not a resnet18 state dict (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]}); fix model.weights_path or the torch hub cache file")
 
     def forward(self, x: Tensor) -> List[Tensor]:
         x = (x - IMAGE_MEAN) / IMAGE_STD

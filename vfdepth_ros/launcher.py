@@ -218,6 +218,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rviz", action="store_true", help="also start rviz2 when it is installed")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
     parser.add_argument("--no-respawn", action="store_true", help="do not restart crashed nodes")
+    parser.add_argument("--no-autostart", action="store_true",
+                        help="managed node: wait in 'unconfigured' for `ros2 lifecycle set` (configure, activate)")
     parser.add_argument("--print", dest="print_only", action="store_true", help="print the commands and exit")
 
 
@@ -239,7 +241,7 @@ def graph_from_args(args: argparse.Namespace) -> G.Graph:
         remaps.append(tuple(item.split(":=", 1)))
     kw = dict(params_file=args.params_file, checkpoint=args.checkpoint, namespace=args.namespace,
               camera_set=args.camera_set, rviz=args.rviz, model_config=args.model_config, remappings=remaps,
-              overrides=overrides, respawn=not args.no_respawn)
+              overrides=overrides, respawn=not args.no_respawn, autostart=not args.no_autostart)
     try:
         if args.bag:
             return G.replay_graph(args.bag, rate=args.rate, loop=args.loop, **kw)

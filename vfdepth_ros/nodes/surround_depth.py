@@ -28,7 +28,7 @@ import torch
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind,
                        qos_profile_sensor_data)
@@ -140,8 +140,13 @@ class _Throttle:
         return False
 
 
-class SurroundDepthNode(Node):
-    """See the module docstring. Raises params.ParamError at construction for unusable parameters."""
+class SurroundDepthNode(LifecycleNode):
+    """See the module docstring. Raises params.ParamError at construction for unusable parameters.
+
+    A managed (lifecycle) node: configure loads the model and checks the calibration file, activate
+    starts taking images and publishing, deactivate stops that, cleanup frees the model. With
+    parameter 'autostart' (the default) it configures and activates itself at start-up, as a plain
+    node would; with autostart false it waits for `ros2 lifecycle set`."""
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -155,19 +160,8 @@ class SurroundDepthNode(Node):
             raise P.ParamError("parameter 'extrinsics_source' is 'tf' but tf2_msgs is not installed: build it into "
                                "the venv (tools/build_tf2_msgs.py) or set extrinsics_source: file")
         self.calibration: Dict[str, P.CameraCalibration] = {}
-        if p.calibration_file:
-            self.calibration = P.load_calibration_file(p.calibration_file, p.cameras)
-            if p.calibration_source == "file":
-                missing = [c for c in p.cameras if self.calibration[c].K is None]
-                if missing:
-                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
-                                       f"has no intrinsics (K/fx + width/height) but calibration_source is 'file'")
-            if p.extrinsics_source == "file":
-                missing = [c for c in p.cameras if self.calibration[c].T_ego_cam is None]
-                if missing:
-                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
-                                       f"has no T_ego_cam/translation but extrinsics_source is 'file'")
-
+        self._configured = threading.Event()  # lifecycle: model may be loaded (configure .. cleanup)
+        self._active = threading.Event()  # lifecycle: images taken, outputs published
         self._log = self.get_logger()
         self._throttle = _Throttle(5.0)
         self._lock = threading.Lock()
@@ -230,9 +224,88 @@ class SurroundDepthNode(Node):
         self._stop = threading.Event()
         self.worker = threading.Thread(target=self._work, name="surround_depth_worker", daemon=True)
         self.worker.start()
+        self._autostarting = p.autostart
+        if p.autostart:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                self.destroy_node()
+                raise P.ParamError(self.predictor_error)
+            self.trigger_activate()
+        self._autostarting = False
         self._log.info(f"surround_depth: {len(p.cameras)} cameras ({', '.join(p.cameras)}), {p.image_transport} "
                        f"images, calibration from {p.calibration_source}, extrinsics from {p.extrinsics_source}, "
                        f"slop {p.slop_s} s, device {p.device}")
+
+    def _load_calibration(self) -> Dict[str, P.CameraCalibration]:
+        """The calibration file's cameras (empty without one); ParamError when it lacks what the
+        calibration/extrinsics sources need."""
+        p = self.params
+        calibration: Dict[str, P.CameraCalibration] = {}
+        if p.calibration_file:
+            calibration = P.load_calibration_file(p.calibration_file, p.cameras)
+            if p.calibration_source == "file":
+                missing = [c for c in p.cameras if calibration[c].K is None]
+                if missing:
+                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
+                                       f"has no intrinsics (K/fx + width/height) but calibration_source is 'file'")
+            if p.extrinsics_source == "file":
+                missing = [c for c in p.cameras if calibration[c].T_ego_cam is None]
+                if missing:
+                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
+                                       f"has no T_ego_cam/translation but extrinsics_source is 'file'")
+        return calibration
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def lifecycle_state(self) -> str:
+        return self._state_machine.current_state[1]
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Check the calibration file and load the model (at start-up with autostart, the worker
+        loads it, retrying as parameters change, so the node comes up even without a model)."""
+        try:
+            self.calibration = self._load_calibration()
+        except P.ParamError as exc:
+            self._log.error(f"configure failed: {exc}")
+            self.predictor_error = str(exc)
+            return TransitionCallbackReturn.FAILURE
+        if not self._autostarting:
+            self._load_predictor()
+            if self.predictor is None:
+                self._log.error(f"configure failed: {self.predictor_error}")
+                return TransitionCallbackReturn.FAILURE
+        self._configured.set()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.set()
+        self._log.info("active: taking images and publishing")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self._log.info("inactive: images ignored, nothing published")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self._configured.clear()
+        self._release_model()
+        self._log.info("cleaned up: model freed")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self._configured.clear()
+        self._release_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release_model(self) -> None:
+        with self._lock:
+            self.predictor, self.predictor_error = None, "not configured (lifecycle)"
+            self._prev = None
+            self._waiting = None
+        self.latch.take(timeout=0.0)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def _subscribe(self, mtype, topic: str, callback, qos: QoSProfile):
         events = SubscriptionEventCallbacks(incompatible_qos=lambda ev: self._on_qos_mismatch("in", topic, qos, ev))
@@ -259,6 +332,8 @@ class SurroundDepthNode(Node):
             getattr(self._log, level)(msg)
 
     def _on_image(self, i: int, msg) -> None:
+        if not self._active.is_set():  # lifecycle: only an active node takes images
+            return
         cam = self.cams[i]
         stamp = cv.stamp_to_ns(msg.header.stamp)
         now = time.monotonic()
@@ -329,6 +404,9 @@ class SurroundDepthNode(Node):
     # ------------------------------------------------------------------------------------- worker
     def _work(self) -> None:
         while not self._stop.is_set():
+            if not self._configured.is_set():  # lifecycle: unconfigured, no model wanted
+                self._configured.wait(0.2)
+                continue
             if self.predictor is None or self._reload.is_set():
                 self._reload.clear()
                 self._load_predictor()
@@ -484,7 +562,7 @@ class SurroundDepthNode(Node):
         t0 = time.perf_counter()
         out = pred_obj.predict(imgs, K, T_ego_cam, prev_images=prev_images, virtual=virtual)
         infer_ms = (time.perf_counter() - t0) * 1e3
-        if self._stop.is_set():  # shutting down: the publishers may be gone
+        if self._stop.is_set() or not self._active.is_set():  # shutting down or deactivated meanwhile
             return
         depth = out.depth[0].float().cpu()  # (N, 1, H, W)
         K_net = out.K[0].double().cpu()
@@ -581,7 +659,10 @@ class SurroundDepthNode(Node):
                 "inference_ms_p95": float(np.percentile(inf, 95)) if inf.size else "none",
                 "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else "none",
                 "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else "none"}
-        if pred is None:
+        vals["lifecycle_state"] = self.lifecycle_state()
+        if not self._active.is_set():
+            level, text = "OK", f"lifecycle state {vals['lifecycle_state']}: not publishing"
+        elif pred is None:
             level, text = "ERROR", self.predictor_error or "loading the model"
         elif not p.checkpoint:
             level, text = "WARN", "running RANDOM weights (parameter 'checkpoint' is empty)"
@@ -612,6 +693,9 @@ class SurroundDepthNode(Node):
     def destroy_node(self) -> None:
         """Stop the worker and destroy the node. A set still in the network after _STOP_JOIN_S is
         abandoned (the worker is a daemon thread and publishes nothing once _stop is set)."""
+        if not hasattr(self, "worker"):  # construction failed before the worker existed
+            super().destroy_node()
+            return
         self._stop.set()
         self._reload.set()
         self.latch.close()

@@ -155,7 +155,8 @@ def test_replay_launch_and_launcher_agree(monkeypatch, tmp_path, rosbag2):
     if rosbag2:
         assert proc.kwargs["cmd"] == ["ros2", "bag", "play", *flags]
     else:
-        assert proc.kwargs["cmd"] == [sys.executable, "-m", "vfdepth_ros.cli", "bag", "play", *flags, "--no-progress"]
+        assert proc.kwargs["cmd"] == [sys.executable, "-m", "vfdepth_ros.launcher", "vfdepth_ros.cli", "bag", "play",
+                                      *flags, "--no-progress"]
     (node,) = [a for a in actions if type(a).__name__ == "Node"]
     assert node.kwargs["parameters"][-1]["use_sim_time"] is True
     graph = G.replay_graph("/data/drive.mcap", rate=0.5, loop=True, camera_set="synthetic")

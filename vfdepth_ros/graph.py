@@ -66,7 +66,8 @@ def process_command(spec: ProcessSpec, python: str = sys.executable, ros2: Optio
     (`ros2`: None = look), else the project's equivalent with the same arguments."""
     if ros2 is None:
         ros2 = rosbag2_cli_available()
-    return list(spec.ros2_cmd) if ros2 else [python, "-m", *spec.module_cmd]
+    # the project's program through vfdepth_ros.launcher: it ends with `ros2 launch`, and a stop is exit 0
+    return list(spec.ros2_cmd) if ros2 else [python, "-m", "vfdepth_ros.launcher", *spec.module_cmd]
 
 
 @dataclass(frozen=True)

@@ -250,6 +250,46 @@ def graph_from_args(args: argparse.Namespace) -> G.Graph:
         raise UserError(str(exc)) from exc
 
 
+def end_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: have the kernel send `sig` to this process when its parent ends (``ros2 launch`` killed
+    by SIGTERM leaves its processes behind otherwise). A no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+        return
+    if os.getppid() == 1:  # the parent was gone already
+        os.kill(os.getpid(), sig)
+
+
+def run_child(argv: Sequence[str]) -> int:
+    """``python -m vfdepth_ros.launcher MODULE ARGS...``: run MODULE as a process of the graph under
+    ``ros2 launch``: it ends with its parent, and a stop asked for by SIGINT or SIGTERM is exit 0."""
+    import runpy
+
+    end_with_parent()
+    stopped = []
+
+    def stop(signum, frame):  # noqa: ARG001
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, stop)
+    sys.argv = [argv[0], *argv[1:]]
+    try:
+        runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return 0 if stopped else code
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     graph = graph_from_args(args)
     launcher = Launcher(graph, domain_id=args.domain_id, respawn=not args.no_respawn)
@@ -258,3 +298,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"{c.name}: {' '.join(c.cmd)}")
         return 0
     return launcher.run()
+
+
+if __name__ == "__main__":
+    sys.exit(run_child(sys.argv[1:]))

@@ -725,6 +725,9 @@ def main(args: Optional[Sequence[str]] = None) -> int:
 
     Ends with exit code 0 on SIGINT (once or more, to the process or its group) or SIGTERM, within
     _STOP_JOIN_S plus a moment even while a set is being processed; 2 on unusable parameters."""
+    from vfdepth_ros.launcher import end_with_parent
+
+    end_with_parent()  # `ros2 launch` ended by SIGTERM does not stop its processes
     _quiet_stop_signals()
     rclpy.init(args=args)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")

@@ -27,7 +27,7 @@ ARGUMENTS = (
 # Seconds from the shutdown's SIGINT to SIGTERM (launch's own argument, 5 by default). `ros2 launch`
 # sends no SIGINT to its processes when it got one itself (it assumes the terminal sent it to the whole
 # group), so with SIGINT to the launcher alone (`timeout -s INT`, `kill -INT`) this is when they hear of it.
-STOP_ARGUMENTS = (("sigterm_timeout", "1", "seconds from SIGINT to SIGTERM for the processes at shutdown"),)
+STOP_ARGUMENTS = (("sigterm_timeout", "1.5", "seconds from SIGINT to SIGTERM for the processes at shutdown"),)
 
 
 def launch_actions(graph):

@@ -112,7 +112,7 @@ def test_launch_file_and_launcher_agree(monkeypatch, given):
     declared, actions = _run_launch(mod, **given)
     assert set(declared) == {"params_file", "checkpoint", "model_config", "namespace", "use_sim_time",
                              "camera_set", "rviz", "autostart", "sigterm_timeout"}
-    assert declared["sigterm_timeout"] == "1"  # SIGINT to `ros2 launch` alone reaches the nodes as SIGTERM at 1 s
+    assert declared["sigterm_timeout"] == "1.5"  # SIGINT to `ros2 launch` alone reaches the nodes as SIGTERM
     graph = G.surround_graph(**{k: v for k, v in {**declared, **given}.items() if k != "sigterm_timeout"})
     nodes = [a for a in actions if type(a).__name__ == "Node"]
     assert [n.kwargs["name"] for n in nodes] == [s.name for s in graph.nodes]

@@ -165,6 +165,8 @@ class Launcher:
         for c in self.children:
             if c.proc is not None:
                 c.exit_codes.append(c.proc.returncode)
+                self._emit(c.name, f"exited with code {c.proc.returncode}")
+                c.proc = None
             codes[c.name] = c.exit_codes[-1] if c.exit_codes else None
             c.done = True
         return codes
@@ -284,7 +286,8 @@ def run_child(argv: Sequence[str]) -> int:
         runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return 0 if stopped else code
+        # 130: the vfdepth CLI's "interrupted" (its own or rclpy's SIGINT handling may run instead of ours)
+        return 0 if stopped or code == 130 else code
     except KeyboardInterrupt:
         return 0
     return 0

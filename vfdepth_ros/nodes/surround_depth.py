@@ -55,7 +55,7 @@ _PREDICTOR_RETRY_S = 5.0
 _RECENT_INFOS = 16  # camera_info messages kept per camera for pairing by stamp
 _PENDING_RETRY_S = 10.0  # a set that waits for camera_info/TF is tried again this long (unless a newer one comes)
 _FIRST_INFO_WAIT_S = 1.0  # longest wait for the camera_info of an image that completed a set before it
-_STOP_JOIN_S = 1.5  # longest wait at shutdown for the set in the network (a clean stop takes < 3 s)
+_STOP_JOIN_S = 1.0  # longest wait at shutdown for the set in the network (a clean stop takes < 3 s)
 
 
 class _WaitingForCalibration(ValueError):
@@ -293,10 +293,7 @@ class SurroundDepthNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active.clear()
-        self._configured.clear()
-        self._release_model()
-        return TransitionCallbackReturn.SUCCESS
+        return self.on_cleanup(state)
 
     def _release_model(self) -> None:
         with self._lock:
@@ -701,7 +698,8 @@ class SurroundDepthNode(LifecycleNode):
         self.latch.close()
         self.worker.join(timeout=_STOP_JOIN_S)
         if self.worker.is_alive():
-            self._log.info("stopping while a set is in the network: its results are dropped")
+            # Python logging: the ROS logger's /rosout publisher is gone with the context
+            logging.getLogger(__name__).info("stopping while a set is in the network: its results are dropped")
         super().destroy_node()
 
 

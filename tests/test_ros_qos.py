@@ -23,7 +23,7 @@ from ros_helpers import rig_K, spin_until  # noqa: E402
 from vfdepth_ros import conversions as cv  # noqa: E402
 from vfdepth_ros.nodes.surround_depth import SurroundDepthNode  # noqa: E402
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]  # about 7 s each (node start-up and discovery)
 CAMS = ["camera_01", "camera_05"]
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 PROFILES = {"best_effort": qos_profile_sensor_data, "reliable": RELIABLE}

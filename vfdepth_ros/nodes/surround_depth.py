@@ -325,8 +325,13 @@ class SurroundDepthNode(LifecycleNode):
 
     # ------------------------------------------------------------------------------ input callbacks
     def _problem(self, key: str, msg: str, level: str = "warning") -> None:
-        if self._throttle.ready(key):
-            getattr(self._log, level)(msg)
+        if not self._throttle.ready(key):
+            return
+        # one call site per severity: rclpy refuses a call site whose severity changes between calls
+        if level == "error":
+            self._log.error(msg)
+        else:
+            self._log.warning(msg)
 
     def _on_image(self, i: int, msg) -> None:
         if not self._active.is_set():  # lifecycle: only an active node takes images
@@ -685,6 +690,8 @@ class SurroundDepthNode(LifecycleNode):
         try:
             self.pub_diag.publish(cv.diagnostic_array(self.diagnostics(), self.get_clock().now().nanoseconds))
         except Exception as exc:  # never let diagnostics take the node down
+            if not self.context.ok():  # a stop signal shut the context down under the timer
+                return
             self._problem("diag", f"diagnostics failed: {type(exc).__name__}: {exc}", "error")
 
     def destroy_node(self) -> None:

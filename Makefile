@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # DDS stays on this machine: every target that may start a ROS participant loads the loopback profile.
 DDS_PROFILE := $(ROOT)/vfdepth_ros/resources/fastdds_loopback.xml
 export FASTDDS_DEFAULT_PROFILES_FILE := $(DDS_PROFILE)
-export FASTRTPS_DEFAULT_PROFILES_FILE := $(DDS_PROFILE)
+unexport FASTRTPS_DEFAULT_PROFILES_FILE
 export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 unexport ROS_LOCALHOST_ONLY

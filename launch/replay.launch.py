@@ -1,4 +1,5 @@
-"""ROS 2 launch file: the vfdepth node graph fed by `ros2 bag play` (with /clock, use_sim_time).
+"""ROS 2 launch file: the vfdepth node graph fed by a bag player (with /clock, use_sim_time): `ros2 bag
+play` where rosbag2 is installed, else the project's `vfdepth bag play` with the same arguments.
 
     ros2 launch vfdepth replay.launch.py bag:=drive.mcap camera_set:=synthetic checkpoint:=last.pt loop:=true
 
@@ -39,6 +40,7 @@ def _replay(context, *args, **kwargs):
 
 def generate_launch_description():
     return LaunchDescription([
-        *[DeclareLaunchArgument(name, default_value=default, description=desc) for name, default, desc in ARGUMENTS],
+        *[DeclareLaunchArgument(name, default_value=default, description=desc)
+          for name, default, desc in (*ARGUMENTS, *SURROUND.STOP_ARGUMENTS)],
         OpaqueFunction(function=_replay),
     ])

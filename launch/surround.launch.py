@@ -2,6 +2,7 @@
 
     ros2 launch vfdepth surround.launch.py camera_set:=ddad checkpoint:=/path/to/last.pt
     ros2 launch vfdepth surround.launch.py params_file:=my_rig.yaml namespace:=car1 rviz:=true
+    ros2 launch vfdepth surround.launch.py autostart:=false   # managed: ros2 lifecycle set /surround_depth configure
 
 The graph (executables, parameters, remappings, namespaces, respawn) is the data of
 vfdepth_ros.graph; `vfdepth launch` runs the same data on machines without `launch`.
@@ -21,7 +22,12 @@ ARGUMENTS = (
     ("use_sim_time", "false", "follow /clock (bag replay)"),
     ("camera_set", "ddad", "ddad | nuscenes | synthetic: picks the default params file"),
     ("rviz", "false", "also start rviz2 with share/vfdepth/rviz/vfdepth.rviz"),
+    ("autostart", "true", "configure and activate the (lifecycle) node at start; false: `ros2 lifecycle set` does"),
 )
+# Seconds from the shutdown's SIGINT to SIGTERM (launch's own argument, 5 by default). `ros2 launch`
+# sends no SIGINT to its processes when it got one itself (it assumes the terminal sent it to the whole
+# group), so with SIGINT to the launcher alone (`timeout -s INT`, `kill -INT`) this is when they hear of it.
+STOP_ARGUMENTS = (("sigterm_timeout", "1.5", "seconds from SIGINT to SIGTERM for the processes at shutdown"),)
 
 
 def launch_actions(graph):
@@ -36,8 +42,8 @@ def launch_actions(graph):
             parameters=[*spec.param_files, dict(spec.param_overrides)], remappings=list(spec.remappings),
             arguments=list(spec.arguments), respawn=spec.respawn, respawn_delay=spec.respawn_delay_s,
             output="screen"))
-    for proc in graph.processes:
-        actions.append(ExecuteProcess(cmd=list(proc.ros2_cmd), name=proc.name, output="screen"))
+    for proc in graph.processes:  # `ros2 bag play` where rosbag2 is installed, else `vfdepth bag play`
+        actions.append(ExecuteProcess(cmd=G.process_command(proc), name=proc.name, output="screen"))
     return actions
 
 
@@ -51,6 +57,7 @@ def _surround(context, *args, **kwargs):
 
 def generate_launch_description():
     return LaunchDescription([
-        *[DeclareLaunchArgument(name, default_value=default, description=desc) for name, default, desc in ARGUMENTS],
+        *[DeclareLaunchArgument(name, default_value=default, description=desc)
+          for name, default, desc in (*ARGUMENTS, *STOP_ARGUMENTS)],
         OpaqueFunction(function=_surround),
     ])

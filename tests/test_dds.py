@@ -74,10 +74,11 @@ def test_profile_initial_peers_are_loopback_only(profile):
     assert all(a.startswith("127.") for a in addrs), addrs
 
 
-def test_loopback_env_sets_both_profile_variables():
-    env = dds.loopback_env(base={"PATH": "/usr/bin", "ROS_LOCALHOST_ONLY": "1"}, domain_id=123)
-    for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
-        assert Path(env[var]) == dds.PROFILE_PATH
+def test_loopback_env_sets_only_the_current_profile_variable():
+    env = dds.loopback_env(base={"PATH": "/usr/bin", "ROS_LOCALHOST_ONLY": "1",
+                                 "FASTRTPS_DEFAULT_PROFILES_FILE": "/old.xml"}, domain_id=123)
+    assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]) == dds.PROFILE_PATH
+    assert "FASTRTPS_DEFAULT_PROFILES_FILE" not in env  # deprecated name: Fast DDS 3 warns about it
     assert env["ROS_DOMAIN_ID"] == "123"
     assert env["RMW_IMPLEMENTATION"] == "rmw_fastrtps_cpp"
     assert "ROS_LOCALHOST_ONLY" not in env
@@ -184,3 +185,25 @@ def test_tf_message_cross_processes(ros_domain_id):
     assert pub["all_acked"]
     assert sub["received"] == 1 and sub["errors"] == []
     _print_timings("tf2_msgs/TFMessage", pub, sub)
+
+
+@pytest.mark.ros
+def test_no_process_warns_about_a_deprecated_variable(ros_domain_id):
+    """A participant started with loopback_env (even from a shell that still exports the old Fast DDS 2
+    variable) prints no deprecation warning: Fast DDS 3 warns on FASTRTPS_DEFAULT_PROFILES_FILE."""
+    if not _rclpy_available():
+        pytest.skip("rclpy is not importable (make install installs it)")
+    base = dict(os.environ, FASTRTPS_DEFAULT_PROFILES_FILE=str(dds.PROFILE_PATH))
+    code = ("import rclpy; rclpy.init(); n = rclpy.create_node('deprecation_probe'); "
+            "n.create_publisher(__import__('std_msgs.msg', fromlist=['String']).String, 'probe', 1); "
+            "n.destroy_node(); rclpy.shutdown(); print('ok')")
+    res = subprocess.run([sys.executable, "-c", code], env=dds.loopback_env(base, domain_id=ros_domain_id),
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "ok" in res.stdout, out
+    assert "deprecated" not in out.lower(), out
+    # the check can fail: the old variable alone does make Fast DDS warn
+    old = dict(dds.loopback_env(base, domain_id=ros_domain_id), FASTRTPS_DEFAULT_PROFILES_FILE=str(dds.PROFILE_PATH))
+    res = subprocess.run([sys.executable, "-c", code], env=old, capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=60)
+    assert "deprecated" in (res.stdout + res.stderr).lower()

@@ -111,8 +111,9 @@ def test_launch_file_and_launcher_agree(monkeypatch, given):
     mod = _load_launch(monkeypatch, "surround.launch.py")
     declared, actions = _run_launch(mod, **given)
     assert set(declared) == {"params_file", "checkpoint", "model_config", "namespace", "use_sim_time",
-                             "camera_set", "rviz"}
-    graph = G.surround_graph(**{**declared, **given})
+                             "camera_set", "rviz", "autostart", "sigterm_timeout"}
+    assert declared["sigterm_timeout"] == "1.5"  # SIGINT to `ros2 launch` alone reaches the nodes as SIGTERM
+    graph = G.surround_graph(**{k: v for k, v in {**declared, **given}.items() if k != "sigterm_timeout"})
     nodes = [a for a in actions if type(a).__name__ == "Node"]
     assert [n.kwargs["name"] for n in nodes] == [s.name for s in graph.nodes]
     launcher = Launcher(graph, domain_id=7)
@@ -143,11 +144,19 @@ def test_launch_file_and_launcher_agree(monkeypatch, given):
     assert nodes[0].kwargs["parameters"][-1]["use_sim_time"] is (given.get("use_sim_time") == "true")
 
 
-def test_replay_launch_and_launcher_agree(monkeypatch, tmp_path):
+@pytest.mark.parametrize("rosbag2", [True, False])
+def test_replay_launch_and_launcher_agree(monkeypatch, tmp_path, rosbag2):
+    """`ros2 bag play` where rosbag2 is installed, the project's player with the same flags elsewhere."""
+    monkeypatch.setattr(G, "rosbag2_cli_available", lambda: rosbag2)
     mod = _load_launch(monkeypatch, "replay.launch.py")
     declared, actions = _run_launch(mod, bag="/data/drive.mcap", rate="0.5", loop="true", camera_set="synthetic")
     (proc,) = [a for a in actions if type(a).__name__ == "ExecuteProcess"]
-    assert proc.kwargs["cmd"] == ["ros2", "bag", "play", "/data/drive.mcap", "--rate", "0.5", "--clock", "--loop"]
+    flags = ["/data/drive.mcap", "--rate", "0.5", "--clock", "--loop"]
+    if rosbag2:
+        assert proc.kwargs["cmd"] == ["ros2", "bag", "play", *flags]
+    else:
+        assert proc.kwargs["cmd"] == [sys.executable, "-m", "vfdepth_ros.launcher", "vfdepth_ros.cli", "bag", "play",
+                                      *flags, "--no-progress"]
     (node,) = [a for a in actions if type(a).__name__ == "Node"]
     assert node.kwargs["parameters"][-1]["use_sim_time"] is True
     graph = G.replay_graph("/data/drive.mcap", rate=0.5, loop=True, camera_set="synthetic")
@@ -155,7 +164,7 @@ def test_replay_launch_and_launcher_agree(monkeypatch, tmp_path):
     (player,) = [c for c in launcher.children if c.name == "bag_player"]
     # the same flags, given to `vfdepth bag play` (python -m vfdepth_ros.cli bag play ...)
     assert player.cmd[1:] == ["-m", "vfdepth_ros.cli", "bag", "play", "/data/drive.mcap", "--rate", "0.5",
-                              "--clock", "--loop"]
+                              "--clock", "--loop", "--no-progress"]
 
 
 def test_graph_errors_name_the_argument(tmp_path):

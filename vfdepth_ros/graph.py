@@ -54,6 +54,22 @@ class ProcessSpec:
     module_cmd: Tuple[str, ...]
 
 
+def rosbag2_cli_available() -> bool:
+    """True where `ros2 bag` exists (an apt-installed ROS 2 with rosbag2; the pip-only venv has none)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ros2bag") is not None
+
+
+def process_command(spec: ProcessSpec, python: str = sys.executable, ros2: Optional[bool] = None) -> List[str]:
+    """The command that runs `spec` under ``ros2 launch``: the ROS 2 tool where its CLI is installed
+    (`ros2`: None = look), else the project's equivalent with the same arguments."""
+    if ros2 is None:
+        ros2 = rosbag2_cli_available()
+    # the project's program through vfdepth_ros.launcher: it ends with `ros2 launch`, and a stop is exit 0
+    return list(spec.ros2_cmd) if ros2 else [python, "-m", "vfdepth_ros.launcher", *spec.module_cmd]
+
+
 @dataclass(frozen=True)
 class Graph:
     nodes: Tuple[NodeSpec, ...]
@@ -106,18 +122,19 @@ def _bool(value: Any, name: str) -> bool:
 def surround_graph(params_file: str = "", checkpoint: str = "", namespace: str = "", use_sim_time: Any = False,
                    camera_set: str = "ddad", rviz: Any = False, model_config: str = "",
                    remappings: Sequence[Tuple[str, str]] = (), overrides: Optional[Mapping[str, Any]] = None,
-                   respawn: bool = True) -> Graph:
+                   respawn: bool = True, autostart: Any = True) -> Graph:
     """The live graph: ``surround_depth`` (+ rviz2 when `rviz`).
 
     params_file: node parameters YAML ('' = config/<camera_set>.yaml of the package);
-    checkpoint / model_config: override those parameters when non-empty; namespace: for every node."""
+    checkpoint / model_config: override those parameters when non-empty; namespace: for every node;
+    autostart false: the node is a managed one waiting in 'unconfigured' for `ros2 lifecycle set`."""
     pfile = Path(params_file).expanduser() if params_file else default_params_file(camera_set)
     if camera_set not in CAMERA_SETS:
         raise GraphError(f"launch argument 'camera_set' must be one of {'|'.join(CAMERA_SETS)}, got {camera_set!r}")
     if not pfile.is_file():
         raise GraphError(f"launch argument 'params_file': {pfile} not found")
     sim = _bool(use_sim_time, "use_sim_time")
-    ov: Dict[str, Any] = {"use_sim_time": sim}
+    ov: Dict[str, Any] = {"use_sim_time": sim, "autostart": _bool(autostart, "autostart")}
     if checkpoint:
         ov["checkpoint"] = str(Path(checkpoint).expanduser())
     if model_config:
@@ -146,7 +163,7 @@ def replay_graph(bag: str, rate: float = 1.0, loop: Any = False, **kwargs: Any) 
     if _bool(loop, "loop"):
         flags.append("--loop")
     player = ProcessSpec(name="bag_player", ros2_cmd=("ros2", "bag", "play", str(bag), *flags),
-                         module_cmd=("vfdepth_ros.cli", "bag", "play", str(bag), *flags))
+                         module_cmd=("vfdepth_ros.cli", "bag", "play", str(bag), *flags, "--no-progress"))
     return Graph(nodes=g.nodes, processes=(player,), use_sim_time=g.use_sim_time)
 
 
@@ -174,4 +191,4 @@ def node_command(spec: NodeSpec, python: str = sys.executable) -> List[str]:
 
 
 __all__ = ["Graph", "GraphError", "NodeSpec", "ProcessSpec", "surround_graph", "replay_graph", "ros_arguments",
-           "node_command", "share_dir", "default_params_file", "CAMERA_SETS", "PACKAGE"]
+           "node_command", "process_command", "rosbag2_cli_available", "share_dir", "default_params_file", "CAMERA_SETS", "PACKAGE"]

@@ -165,6 +165,8 @@ class Launcher:
         for c in self.children:
             if c.proc is not None:
                 c.exit_codes.append(c.proc.returncode)
+                self._emit(c.name, f"exited with code {c.proc.returncode}")
+                c.proc = None
             codes[c.name] = c.exit_codes[-1] if c.exit_codes else None
             c.done = True
         return codes
@@ -218,6 +220,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rviz", action="store_true", help="also start rviz2 when it is installed")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: the environment's)")
     parser.add_argument("--no-respawn", action="store_true", help="do not restart crashed nodes")
+    parser.add_argument("--no-autostart", action="store_true",
+                        help="managed node: wait in 'unconfigured' for `ros2 lifecycle set` (configure, activate)")
     parser.add_argument("--print", dest="print_only", action="store_true", help="print the commands and exit")
 
 
@@ -239,13 +243,54 @@ def graph_from_args(args: argparse.Namespace) -> G.Graph:
         remaps.append(tuple(item.split(":=", 1)))
     kw = dict(params_file=args.params_file, checkpoint=args.checkpoint, namespace=args.namespace,
               camera_set=args.camera_set, rviz=args.rviz, model_config=args.model_config, remappings=remaps,
-              overrides=overrides, respawn=not args.no_respawn)
+              overrides=overrides, respawn=not args.no_respawn, autostart=not args.no_autostart)
     try:
         if args.bag:
             return G.replay_graph(args.bag, rate=args.rate, loop=args.loop, **kw)
         return G.surround_graph(use_sim_time=args.use_sim_time, **kw)
     except G.GraphError as exc:
         raise UserError(str(exc)) from exc
+
+
+def end_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: have the kernel send `sig` to this process when its parent ends (``ros2 launch`` killed
+    by SIGTERM leaves its processes behind otherwise). A no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+        return
+    if os.getppid() == 1:  # the parent was gone already
+        os.kill(os.getpid(), sig)
+
+
+def run_child(argv: Sequence[str]) -> int:
+    """``python -m vfdepth_ros.launcher MODULE ARGS...``: run MODULE as a process of the graph under
+    ``ros2 launch``: it ends with its parent, and a stop asked for by SIGINT or SIGTERM is exit 0."""
+    import runpy
+
+    end_with_parent()
+    stopped = []
+
+    def stop(signum, frame):  # noqa: ARG001
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, stop)
+    sys.argv = [argv[0], *argv[1:]]
+    try:
+        runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        # 130: the vfdepth CLI's "interrupted" (its own or rclpy's SIGINT handling may run instead of ours)
+        return 0 if stopped or code == 130 else code
+    except KeyboardInterrupt:
+        return 0
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -256,3 +301,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"{c.name}: {' '.join(c.cmd)}")
         return 0
     return launcher.run()
+
+
+if __name__ == "__main__":
+    sys.exit(run_child(sys.argv[1:]))

@@ -69,6 +69,8 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec("publish_points", True, "publish the fused point cloud on points", True),
     ParamSpec("publish_virtual", True, "publish virtual/depth and virtual/camera_info", True),
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics (s)"),
+    ParamSpec("autostart", True, "configure and activate at start-up (false: a managed node that waits for "
+                                 "`ros2 lifecycle set /surround_depth configure`, then `activate`)"),
     ParamSpec("virtual.x", 0.0, "virtual camera position in base_frame (m)", True),
     ParamSpec("virtual.y", 0.0, "", True),
     ParamSpec("virtual.z", 2.0, "", True),
@@ -139,6 +141,7 @@ class NodeParams:
     publish_points: bool = True
     publish_virtual: bool = True
     diagnostics_period_s: float = 1.0
+    autostart: bool = True
     virtual: VirtualCameraParams = field(default_factory=VirtualCameraParams)
 
     @property
@@ -213,6 +216,7 @@ def node_params_from_values(values: Mapping[str, Any]) -> NodeParams:
         publish_depth=bool(v["publish_depth"]), publish_odom=bool(v["publish_odom"]), publish_tf=bool(v["publish_tf"]),
         publish_points=bool(v["publish_points"]), publish_virtual=bool(v["publish_virtual"]),
         diagnostics_period_s=_num("diagnostics_period_s", v["diagnostics_period_s"], lo=0, strict_lo=True),
+        autostart=bool(v["autostart"]),
         virtual=virtual,
     )
 

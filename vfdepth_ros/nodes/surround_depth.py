@@ -14,6 +14,7 @@ replaced before the worker got to them are dropped and counted (never an unbound
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -27,8 +28,10 @@ import torch
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind,
+                       qos_profile_sensor_data)
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
@@ -53,6 +56,7 @@ _PREDICTOR_RETRY_S = 5.0
 _RECENT_INFOS = 16  # camera_info messages kept per camera for pairing by stamp
 _PENDING_RETRY_S = 10.0  # a set that waits for camera_info/TF is tried again this long (unless a newer one comes)
 _FIRST_INFO_WAIT_S = 1.0  # longest wait for the camera_info of an image that completed a set before it
+_STOP_JOIN_S = 1.0  # longest wait at shutdown for the set in the network (a clean stop takes < 3 s)
 
 
 class _WaitingForCalibration(ValueError):
@@ -90,6 +94,7 @@ def fused_points(depth_m: torch.Tensor, K: torch.Tensor, T_ego_cam: torch.Tensor
 class CameraState:
     name: str
     arrivals: Deque[float] = field(default_factory=lambda: deque(maxlen=30))  # monotonic s
+    info_arrivals: Deque[float] = field(default_factory=lambda: deque(maxlen=30))  # camera_info, monotonic s
     received: int = 0
     last_stamp_ns: Optional[int] = None
     info: Optional[CameraInfo] = None
@@ -103,11 +108,22 @@ class CameraState:
     errors: int = 0
     calib_problem: str = ""
 
-    def rate_hz(self) -> float:
-        if len(self.arrivals) < 2:
+    def rate_hz(self, arrivals: Optional[Deque[float]] = None) -> float:
+        """Measured rate of the images (or of `arrivals`) over the last 30 messages."""
+        arrivals = self.arrivals if arrivals is None else arrivals
+        if len(arrivals) < 2:
             return 0.0
-        span = self.arrivals[-1] - self.arrivals[0]
-        return (len(self.arrivals) - 1) / span if span > 0 else 0.0
+        span = arrivals[-1] - arrivals[0]
+        return (len(arrivals) - 1) / span if span > 0 else 0.0
+
+
+@dataclass
+class QosMismatch:
+    """Peers on one of the node's topics whose QoS cannot match the node's: nothing flows between them."""
+
+    direction: str  # "in" (a publisher the node cannot hear) | "out" (a subscriber the node cannot reach)
+    count: int
+    policy: str  # the last incompatible policy (RELIABILITY, DURABILITY, ...)
 
 
 class _Throttle:
@@ -125,8 +141,13 @@ class _Throttle:
         return False
 
 
-class SurroundDepthNode(Node):
-    """See the module docstring. Raises params.ParamError at construction for unusable parameters."""
+class SurroundDepthNode(LifecycleNode):
+    """See the module docstring. Raises params.ParamError at construction for unusable parameters.
+
+    A managed (lifecycle) node: configure loads the model and checks the calibration file, activate
+    starts taking images and publishing, deactivate stops that, cleanup frees the model. With
+    parameter 'autostart' (the default) it configures and activates itself at start-up, as a plain
+    node would; with autostart false it waits for `ros2 lifecycle set`."""
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
@@ -140,19 +161,8 @@ class SurroundDepthNode(Node):
             raise P.ParamError("parameter 'extrinsics_source' is 'tf' but tf2_msgs is not installed: build it into "
                                "the venv (tools/build_tf2_msgs.py) or set extrinsics_source: file")
         self.calibration: Dict[str, P.CameraCalibration] = {}
-        if p.calibration_file:
-            self.calibration = P.load_calibration_file(p.calibration_file, p.cameras)
-            if p.calibration_source == "file":
-                missing = [c for c in p.cameras if self.calibration[c].K is None]
-                if missing:
-                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
-                                       f"has no intrinsics (K/fx + width/height) but calibration_source is 'file'")
-            if p.extrinsics_source == "file":
-                missing = [c for c in p.cameras if self.calibration[c].T_ego_cam is None]
-                if missing:
-                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
-                                       f"has no T_ego_cam/translation but extrinsics_source is 'file'")
-
+        self._configured = threading.Event()  # lifecycle: model may be loaded (configure .. cleanup)
+        self._active = threading.Event()  # lifecycle: images taken, outputs published
         self._log = self.get_logger()
         self._throttle = _Throttle(5.0)
         self._lock = threading.Lock()
@@ -182,28 +192,32 @@ class SurroundDepthNode(Node):
         self._prev: Optional[Tuple[int, np.ndarray]] = None  # (stamp_ns, images (N, 3, H, W) uint8)
         self._reset_odom = False
 
-        # I/O
+        # I/O. Inputs are best-effort (sensor data): they hear best-effort and reliable drivers alike.
+        # Outputs are reliable, volatile: reliable (rviz2, ros2 topic echo) and best-effort subscribers
+        # both get them. A peer whose QoS cannot match (e.g. a transient-local subscriber, a best-effort
+        # /tf_static) is logged and reported on /diagnostics instead of silence.
+        self.qos_mismatches: Dict[str, QosMismatch] = {}
         self.subs = []
         for i, cam in enumerate(p.cameras):
             if p.image_transport == "raw":
                 topic, mtype = f"{cam}/image_raw", Image
             else:
                 topic, mtype = f"{cam}/image_raw/compressed", CompressedImage
-            self.subs.append(self.create_subscription(mtype, topic, lambda m, i=i: self._on_image(i, m),
+            self.subs.append(self._subscribe(mtype, topic, lambda m, i=i: self._on_image(i, m),
                                                       qos_profile_sensor_data))
             if p.calibration_source == "camera_info":
-                self.subs.append(self.create_subscription(CameraInfo, f"{cam}/camera_info",
+                self.subs.append(self._subscribe(CameraInfo, f"{cam}/camera_info",
                                                           lambda m, i=i: self._on_info(i, m), qos_profile_sensor_data))
         if p.extrinsics_source == "tf":
-            self.subs.append(self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS))
-            self.subs.append(self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS))
-        self.pub_depth = [self.create_publisher(Image, f"{c}/depth", OUT_QOS) for c in p.cameras]
-        self.pub_depth_info = [self.create_publisher(CameraInfo, f"{c}/depth/camera_info", OUT_QOS) for c in p.cameras]
-        self.pub_odom = self.create_publisher(Odometry, "odom", OUT_QOS)
-        self.pub_tf = self.create_publisher(TFMessage, "/tf", TF_QOS) if TFMessage is not None else None
-        self.pub_points = self.create_publisher(PointCloud2, "points", OUT_QOS)
-        self.pub_vdepth = self.create_publisher(Image, "virtual/depth", OUT_QOS)
-        self.pub_vinfo = self.create_publisher(CameraInfo, "virtual/camera_info", OUT_QOS)
+            self.subs.append(self._subscribe(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS))
+            self.subs.append(self._subscribe(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS))
+        self.pub_depth = [self._publisher(Image, f"{c}/depth", OUT_QOS) for c in p.cameras]
+        self.pub_depth_info = [self._publisher(CameraInfo, f"{c}/depth/camera_info", OUT_QOS) for c in p.cameras]
+        self.pub_odom = self._publisher(Odometry, "odom", OUT_QOS)
+        self.pub_tf = self._publisher(TFMessage, "/tf", TF_QOS) if TFMessage is not None else None
+        self.pub_points = self._publisher(PointCloud2, "points", OUT_QOS)
+        self.pub_vdepth = self._publisher(Image, "virtual/depth", OUT_QOS)
+        self.pub_vinfo = self._publisher(CameraInfo, "virtual/camera_info", OUT_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.diag_timer = self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
@@ -211,16 +225,118 @@ class SurroundDepthNode(Node):
         self._stop = threading.Event()
         self.worker = threading.Thread(target=self._work, name="surround_depth_worker", daemon=True)
         self.worker.start()
+        self._autostarting = p.autostart
+        if p.autostart:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                self.destroy_node()
+                raise P.ParamError(self.predictor_error)
+            self.trigger_activate()
+        self._autostarting = False
         self._log.info(f"surround_depth: {len(p.cameras)} cameras ({', '.join(p.cameras)}), {p.image_transport} "
                        f"images, calibration from {p.calibration_source}, extrinsics from {p.extrinsics_source}, "
                        f"slop {p.slop_s} s, device {p.device}")
 
+    def _load_calibration(self) -> Dict[str, P.CameraCalibration]:
+        """The calibration file's cameras (empty without one); ParamError when it lacks what the
+        calibration/extrinsics sources need."""
+        p = self.params
+        calibration: Dict[str, P.CameraCalibration] = {}
+        if p.calibration_file:
+            calibration = P.load_calibration_file(p.calibration_file, p.cameras)
+            if p.calibration_source == "file":
+                missing = [c for c in p.cameras if calibration[c].K is None]
+                if missing:
+                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
+                                       f"has no intrinsics (K/fx + width/height) but calibration_source is 'file'")
+            if p.extrinsics_source == "file":
+                missing = [c for c in p.cameras if calibration[c].T_ego_cam is None]
+                if missing:
+                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
+                                       f"has no T_ego_cam/translation but extrinsics_source is 'file'")
+        return calibration
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def lifecycle_state(self) -> str:
+        return self._state_machine.current_state[1]
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Check the calibration file and load the model (at start-up with autostart, the worker
+        loads it, retrying as parameters change, so the node comes up even without a model)."""
+        try:
+            self.calibration = self._load_calibration()
+        except P.ParamError as exc:
+            self._log.error(f"configure failed: {exc}")
+            self.predictor_error = str(exc)
+            return TransitionCallbackReturn.FAILURE
+        if not self._autostarting:
+            self._load_predictor()
+            if self.predictor is None:
+                self._log.error(f"configure failed: {self.predictor_error}")
+                return TransitionCallbackReturn.FAILURE
+        self._configured.set()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.set()
+        self._log.info("active: taking images and publishing")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self._log.info("inactive: images ignored, nothing published")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active.clear()
+        self._configured.clear()
+        self._release_model()
+        self._log.info("cleaned up: model freed")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self.on_cleanup(state)
+
+    def _release_model(self) -> None:
+        with self._lock:
+            self.predictor, self.predictor_error = None, "not configured (lifecycle)"
+            self._prev = None
+            self._waiting = None
+        self.latch.take(timeout=0.0)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _subscribe(self, mtype, topic: str, callback, qos: QoSProfile):
+        events = SubscriptionEventCallbacks(incompatible_qos=lambda ev: self._on_qos_mismatch("in", topic, qos, ev))
+        return self.create_subscription(mtype, topic, callback, qos, event_callbacks=events)
+
+    def _publisher(self, mtype, topic: str, qos: QoSProfile):
+        events = PublisherEventCallbacks(incompatible_qos=lambda ev: self._on_qos_mismatch("out", topic, qos, ev))
+        return self.create_publisher(mtype, topic, qos, event_callbacks=events)
+
+    def _on_qos_mismatch(self, direction: str, topic: str, qos: QoSProfile, event) -> None:
+        """Logged (each time a peer is found) and on /diagnostics: a QoS that delivers nothing."""
+        policy = qos_policy_name_from_kind(event.last_policy_kind)
+        name = self.resolve_topic_name(topic)
+        with self._lock:
+            self.qos_mismatches[name] = QosMismatch(direction, int(event.total_count), policy)
+        peer, verb = ("publisher", "subscribes") if direction == "in" else ("subscriber", "publishes")
+        self._log.warning(f"{name}: a {peer} with incompatible QoS ({policy}) was discovered, nothing flows "
+                          f"{'from' if direction == 'in' else 'to'} it: the node {verb} "
+                          f"{qos.reliability.name.lower()}, {qos.durability.name.lower()} (make the {peer} match)")
+
     # ------------------------------------------------------------------------------ input callbacks
     def _problem(self, key: str, msg: str, level: str = "warning") -> None:
-        if self._throttle.ready(key):
-            getattr(self._log, level)(msg)
+        if not self._throttle.ready(key):
+            return
+        # one call site per severity: rclpy refuses a call site whose severity changes between calls
+        if level == "error":
+            self._log.error(msg)
+        else:
+            self._log.warning(msg)
 
     def _on_image(self, i: int, msg) -> None:
+        if not self._active.is_set():  # lifecycle: only an active node takes images
+            return
         cam = self.cams[i]
         stamp = cv.stamp_to_ns(msg.header.stamp)
         now = time.monotonic()
@@ -247,6 +363,8 @@ class SurroundDepthNode(Node):
 
     def _on_info(self, i: int, msg: CameraInfo) -> None:
         cam = self.cams[i]
+        with self._lock:
+            cam.info_arrivals.append(time.monotonic())
         try:
             K, hw = cv.camera_info_to_K(msg)
         except cv.ConversionError as exc:
@@ -289,6 +407,9 @@ class SurroundDepthNode(Node):
     # ------------------------------------------------------------------------------------- worker
     def _work(self) -> None:
         while not self._stop.is_set():
+            if not self._configured.is_set():  # lifecycle: unconfigured, no model wanted
+                self._configured.wait(0.2)
+                continue
             if self.predictor is None or self._reload.is_set():
                 self._reload.clear()
                 self._load_predictor()
@@ -307,6 +428,8 @@ class SurroundDepthNode(Node):
             try:
                 self._process(sset, t_emit)
             except Exception as exc:  # the node must survive anything one frame can throw
+                if self._stop.is_set():  # publishers destroyed under a set that was being published
+                    return
                 self.frames_failed += 1
                 self.last_problem = f"{type(exc).__name__}: {exc}"
                 self._problem("process", f"processing a set failed: {self.last_problem}", "error")
@@ -444,6 +567,8 @@ class SurroundDepthNode(Node):
         t0 = time.perf_counter()
         out = pred_obj.predict(imgs, K, T_ego_cam, prev_images=prev_images, virtual=virtual)
         infer_ms = (time.perf_counter() - t0) * 1e3
+        if self._stop.is_set() or not self._active.is_set():  # shutting down or deactivated meanwhile
+            return
         depth = out.depth[0].float().cpu()  # (N, 1, H, W)
         K_net = out.K[0].double().cpu()
 
@@ -495,7 +620,8 @@ class SurroundDepthNode(Node):
         for i, cam in enumerate(self.cams):
             with self._lock:
                 age = now - cam.arrivals[-1] if cam.arrivals else None
-                vals = {"rate_hz": cam.rate_hz(), "received": cam.received, "rejected_out_of_order": st.rejected[i],
+                vals = {"rate_hz": cam.rate_hz(), "camera_info_rate_hz": cam.rate_hz(cam.info_arrivals),
+                        "received": cam.received, "rejected_out_of_order": st.rejected[i],
                         "sync_dropped": st.dropped[i], "errors": cam.errors, "last_error": cam.last_error,
                         "calibration": cam.calib_problem or ("no camera_info yet" if cam.info is None and
                                                              p.calibration_source == "camera_info" else "ok"),
@@ -512,6 +638,7 @@ class SurroundDepthNode(Node):
             else:
                 level, text = "OK", f"{vals['rate_hz']:.1f} Hz"
             out.append(cv.diagnostic_status(f"{NODE_NAME}: camera {cam.name}", level, text, vals, hw_id))
+        out.append(self._qos_status(hw_id))
         stale = self.latch.stale_dropped
         out.append(cv.diagnostic_status(
             f"{NODE_NAME}: synchronizer", "OK" if st.emitted else "WARN",
@@ -533,7 +660,10 @@ class SurroundDepthNode(Node):
                 "inference_ms_p95": float(np.percentile(inf, 95)) if inf.size else "none",
                 "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else "none",
                 "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else "none"}
-        if pred is None:
+        vals["lifecycle_state"] = self.lifecycle_state()
+        if not self._active.is_set():
+            level, text = "OK", f"lifecycle state {vals['lifecycle_state']}: not publishing"
+        elif pred is None:
             level, text = "ERROR", self.predictor_error or "loading the model"
         elif not p.checkpoint:
             level, text = "WARN", "running RANDOM weights (parameter 'checkpoint' is empty)"
@@ -542,22 +672,67 @@ class SurroundDepthNode(Node):
         out.append(cv.diagnostic_status(f"{NODE_NAME}: inference", level, text, vals, hw_id))
         return out
 
+    def _qos_status(self, hw_id: str):
+        """ERROR while an input has a publisher it cannot hear, WARN while an output has a subscriber it
+        cannot reach (values: per topic, the peers and the policy), OK otherwise."""
+        with self._lock:
+            bad = dict(self.qos_mismatches)
+        vals = {topic: f"{m.direction}: {m.count} incompatible {'publisher' if m.direction == 'in' else 'subscriber'}"
+                       f"(s), policy {m.policy}" for topic, m in sorted(bad.items())}
+        if not bad:
+            return cv.diagnostic_status(f"{NODE_NAME}: qos", "OK", "no incompatible QoS seen", {}, hw_id)
+        level = "ERROR" if any(m.direction == "in" for m in bad.values()) else "WARN"
+        return cv.diagnostic_status(f"{NODE_NAME}: qos", level,
+                                    f"incompatible QoS on {', '.join(sorted(bad))}: nothing flows there", vals, hw_id)
+
     def _publish_diagnostics(self) -> None:
         try:
             self.pub_diag.publish(cv.diagnostic_array(self.diagnostics(), self.get_clock().now().nanoseconds))
         except Exception as exc:  # never let diagnostics take the node down
+            if not self.context.ok():  # a stop signal shut the context down under the timer
+                return
             self._problem("diag", f"diagnostics failed: {type(exc).__name__}: {exc}", "error")
 
     def destroy_node(self) -> None:
+        """Stop the worker and destroy the node. A set still in the network after _STOP_JOIN_S is
+        abandoned (the worker is a daemon thread and publishes nothing once _stop is set)."""
+        if not hasattr(self, "worker"):  # construction failed before the worker existed
+            super().destroy_node()
+            return
         self._stop.set()
         self._reload.set()
         self.latch.close()
-        self.worker.join(timeout=30.0)
+        self.worker.join(timeout=_STOP_JOIN_S)
+        if self.worker.is_alive():
+            # Python logging: the ROS logger's /rosout publisher is gone with the context
+            logging.getLogger(__name__).info("stopping while a set is in the network: its results are dropped")
         super().destroy_node()
 
 
+def _quiet_stop_signals() -> Dict[int, Any]:
+    """Python-level SIGINT/SIGTERM handlers that never raise (call before rclpy.init).
+
+    rclpy's own handlers (installed by rclpy.init on top of these) shut the context down, which ends
+    the spin; they then chain to these. With Python's default SIGINT handler a KeyboardInterrupt would
+    follow a moment later, anywhere in the clean-up (the traceback from destroy_node's join), and a second
+    SIGINT or a SIGTERM during the clean-up would do the same or kill the process mid-way."""
+    import signal
+
+    def _stop(signum, frame):  # noqa: ARG001 - the shutdown itself is rclpy's handler's work
+        pass
+
+    return {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
 def main(args: Optional[Sequence[str]] = None) -> int:
-    """Console script `surround_depth` (ROS arguments: --ros-args --params-file ... -r from:=to)."""
+    """Console script `surround_depth` (ROS arguments: --ros-args --params-file ... -r from:=to).
+
+    Ends with exit code 0 on SIGINT (once or more, to the process or its group) or SIGTERM, within
+    _STOP_JOIN_S plus a moment even while a set is being processed; 2 on unusable parameters."""
+    from vfdepth_ros.launcher import end_with_parent
+
+    end_with_parent()  # `ros2 launch` ended by SIGTERM does not stop its processes
+    _quiet_stop_signals()
     rclpy.init(args=args)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     node = None
@@ -572,10 +747,19 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         code = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:  # rclpy's RCLError: "context is not valid" when a signal shut it down mid-wait
+        if rclpy.ok():  # a real failure
+            raise
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.worker.is_alive():
+        # A set is still in the network: leave without the interpreter's finalization, which would
+        # tear down the C++ runtime under that thread (std::terminate, exit -6).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     return code
 
 

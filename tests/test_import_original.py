@@ -331,3 +331,14 @@ def test_overlap_pair_order_changes_only_which_entry_leads():
     assert (group[first_cam[cross]] == 0).all() and (group[second_cam[cross]] == 1).all()
     assert (a.pair_first != b.pair_first).any()  # the rig order differs from the index groups somewhere
     assert torch.equal(a.single_entry, b.single_entry) and torch.equal(a.depth_feat, b.depth_feat)
+
+
+def test_compare_original_skips_cleanly_without_the_original_code(tmp_path, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_original.py"
+    spec = importlib.util.spec_from_file_location("compare_original", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--original", str(tmp_path / "no-vfdepth"), "--out", str(tmp_path / "c.json")]) == 0
+    assert "skipped" in capsys.readouterr().out and not (tmp_path / "c.json").exists()

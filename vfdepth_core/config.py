@@ -70,6 +70,27 @@ class ModelConfig:
     proj_d_bins: int = 50
     proj_d_str: float = 2.0
     proj_d_end: float = 50.0
+    # Compatibility with the released code (training/README.md, "Importing the paper's weights"). Each
+    # default is this project's convention, kept for new trainings because it is geometrically consistent;
+    # `vfdepth import-original` writes the released code's value, with which an imported checkpoint
+    # reproduces the original's outputs.
+    # Voxel i's centre sits at voxel_str_p + (i + voxel_center_offset) * voxel_unit_size. 0.5: voxel_str_p is
+    # the grid's corner, as its name says; the released code: 0.0 (its first centre on voxel_str_p).
+    voxel_center_offset: float = 0.5
+    # The voxel depth channel is camera-frame depth (m) / voxel_depth_scale. 100 m: a fixed physical scale;
+    # the released code divides by voxel_size[0] (a voxel count: 100 at its DDAD config, so the same there).
+    voxel_depth_scale: float = 100.0
+    # Which camera of a two-camera voxel fills the overlap MLP's first input slot. 'rig': the right-hand
+    # camera of the pair (from the calibration, independent of how cameras are listed); 'index_groups': the
+    # released code's fixed groups by list position ((0, 3, 4) first, (1, 2, 5) second; (0) / (1, 2) for
+    # three cameras), where two cameras of one group are summed into one slot.
+    overlap_pair_order: str = "rig"
+    # Intrinsics of the 1/8-scale features: 'half_pixel' (c' = (c + 0.5) s - 0.5, consistent with the
+    # integer pixel centres of every grid here) or 'plain' (c' = c s, the released code).
+    feature_intrinsics: str = "half_pixel"
+    # Self-occlusion mask down to the 1/8 feature grid: 'area' (the fraction of valid pixels) or 'bilinear'
+    # (align_corners=True, the released code).
+    mask_resize: str = "area"
 
 
 @dataclass(frozen=True)
@@ -400,6 +421,15 @@ def validate(cfg: Config, source: str = "<config>") -> None:
                           f"{t.height}x{t.width} images below 8 pixels; use fewer levels")
     if m.proj_d_bins < 1:
         raise ConfigError(f"{source}: model.proj_d_bins must be >= 1")
+    for key, allowed in (("overlap_pair_order", ("rig", "index_groups")), ("feature_intrinsics", ("half_pixel", "plain")),
+                         ("mask_resize", ("area", "bilinear"))):
+        if getattr(m, key) not in allowed:
+            raise ConfigError(f"{source}: model.{key} must be one of {', '.join(allowed)}, got {getattr(m, key)!r}")
+    if m.overlap_pair_order == "index_groups" and len(cfg.data.cameras) not in (3, 6):
+        raise ConfigError(f"{source}: model.overlap_pair_order 'index_groups' (the released code's camera groups) "
+                          f"needs 3 or 6 cameras, got {len(cfg.data.cameras)}; use 'rig'")
+    if not m.voxel_depth_scale > 0:
+        raise ConfigError(f"{source}: model.voxel_depth_scale must be positive (default 100 m), got {m.voxel_depth_scale}")
     if t.height % 32 or t.width % 32:
         raise ConfigError(
             f"{source}: training.height/width must be multiples of 32 (ResNet strides), got {t.height}x{t.width}"

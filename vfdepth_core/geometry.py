@@ -246,22 +246,27 @@ def intrinsics_matrix(fx: Tensor | float, fy: Tensor | float, cx: Tensor | float
     return torch.stack([fx, skew, cx, z, fy, cy, z, z, o], -1).reshape(*fx.shape, 3, 3)
 
 
-def scale_intrinsics(K: Tensor, sx: float | Tensor, sy: float | Tensor) -> Tensor:
+def scale_intrinsics(K: Tensor, sx: float | Tensor, sy: float | Tensor, half_pixel: bool = True) -> Tensor:
     """K (*, 3, 3) for an image resized by (sx, sy) = (W'/W, H'/H), half-pixel correct:
-    f' = f s, c' = (c + 0.5) s - 0.5."""
+    f' = f s, c' = (c + 0.5) s - 0.5.
+
+    half_pixel=False scales plainly, c' = c s: the released VFDepth code's rule for its 1/8-scale
+    intrinsics (``model.feature_intrinsics: plain``, for imported checkpoints only).
+    """
     check_shape("K", K, (3, 3))
+    shift = 0.5 if half_pixel else 0.0
     K2 = K.clone()
     K2[..., 0, 0] = K[..., 0, 0] * sx
     K2[..., 0, 1] = K[..., 0, 1] * sx
-    K2[..., 0, 2] = (K[..., 0, 2] + 0.5) * sx - 0.5
+    K2[..., 0, 2] = (K[..., 0, 2] + shift) * sx - shift
     K2[..., 1, 1] = K[..., 1, 1] * sy
-    K2[..., 1, 2] = (K[..., 1, 2] + 0.5) * sy - 0.5
+    K2[..., 1, 2] = (K[..., 1, 2] + shift) * sy - shift
     return K2
 
 
-def resize_intrinsics(K: Tensor, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> Tensor:
-    """K for an image resized from src (H, W) to dst (H', W')."""
-    return scale_intrinsics(K, dst_hw[1] / src_hw[1], dst_hw[0] / src_hw[0])
+def resize_intrinsics(K: Tensor, src_hw: Tuple[int, int], dst_hw: Tuple[int, int], half_pixel: bool = True) -> Tensor:
+    """K for an image resized from src (H, W) to dst (H', W') (half_pixel: see :func:`scale_intrinsics`)."""
+    return scale_intrinsics(K, dst_hw[1] / src_hw[1], dst_hw[0] / src_hw[0], half_pixel)
 
 
 def crop_intrinsics(K: Tensor, top: float, left: float) -> Tensor:
@@ -394,11 +399,15 @@ class VoxelGrid:
 
     size: voxels along (x, y, z); unit_m: voxel edge lengths (m); start_m: the grid's minimum corner (m).
     Voxels are ordered with x slowest, z fastest: flat index = (ix * ny + iy) * nz + iz.
+    center_offset: where voxel i's centre sits, in voxels from start_m: start + (i + center_offset) unit.
+    0.5 (default) puts start_m on the grid's corner; the released VFDepth code puts its first centre on
+    start_m (0.0, ``model.voxel_center_offset``, for imported checkpoints).
     """
 
     size: Tuple[int, int, int]
     unit_m: Tuple[float, float, float]
     start_m: Tuple[float, float, float]
+    center_offset: float = 0.5
 
     @property
     def num_voxels(self) -> int:
@@ -407,7 +416,7 @@ class VoxelGrid:
     def centers(self, device=None, dtype=torch.float32) -> Tensor:
         """Voxel centres (3, X*Y*Z) in metres, vehicle frame, in flat-index order."""
         axes = [
-            torch.arange(n, device=device, dtype=dtype) * u + s + u / 2
+            torch.arange(n, device=device, dtype=dtype) * u + s + self.center_offset * u
             for n, u, s in zip(self.size, self.unit_m, self.start_m)
         ]
         gx, gy, gz = torch.meshgrid(*axes, indexing="ij")
@@ -418,7 +427,7 @@ class VoxelGrid:
         start = torch.tensor(self.start_m, dtype=p_ego.dtype, device=p_ego.device)[:, None]
         unit = torch.tensor(self.unit_m, dtype=p_ego.dtype, device=p_ego.device)[:, None]
         size = torch.tensor(self.size, device=p_ego.device)[:, None]
-        idx = torch.floor((p_ego - start) / unit).long()
+        idx = torch.floor((p_ego - start) / unit - self.center_offset + 0.5).long()
         inside = ((idx >= 0) & (idx < size)).all(dim=-2)
         return idx, inside
 
@@ -428,7 +437,7 @@ class VoxelGrid:
         start = torch.tensor(self.start_m, dtype=p_ego.dtype, device=p_ego.device)[:, None]
         unit = torch.tensor(self.unit_m, dtype=p_ego.dtype, device=p_ego.device)[:, None]
         size = torch.tensor(self.size, dtype=p_ego.dtype, device=p_ego.device)[:, None]
-        cont = (p_ego - start) / unit - 0.5  # continuous index of voxel centres
+        cont = (p_ego - start) / unit - self.center_offset  # continuous index of voxel centres
         n = 2.0 * cont / (size - 1).clamp_min(1) - 1.0  # (*, 3, P) in x, y, z
         return n.flip(-2).transpose(-1, -2)
 

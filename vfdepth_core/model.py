@@ -114,7 +114,8 @@ class VFDepth(nn.Module):
         if tuple(t.scales) != (0,):
             raise ConfigError(f"training.scales: only (0,) is implemented (the paper's setting), got {t.scales}")
         self.cfg = cfg
-        self.grid = geo.VoxelGrid(tuple(m.voxel_size), tuple(m.voxel_unit_size), tuple(m.voxel_str_p))
+        self.grid = geo.VoxelGrid(tuple(m.voxel_size), tuple(m.voxel_unit_size), tuple(m.voxel_str_p),
+                                  m.voxel_center_offset)
         wp = m.weights_path if load_imagenet else None
         wi = m.weights_init and load_imagenet
         self.fused_depth, self.fused_pose = m.depth_model == "fusion", m.pose_model == "fusion"
@@ -173,7 +174,7 @@ class VFDepth(nn.Module):
         memo = getattr(self, "_k8_memo", None)
         if memo is not None and memo[0] is K and memo[1] == K._version and memo[2] == (H, W):
             return memo[3], h, w
-        K8 = geo.resize_intrinsics(K, (H, W), (h, w))
+        K8 = geo.resize_intrinsics(K, (H, W), (h, w), half_pixel=self.cfg.model.feature_intrinsics == "half_pixel")
         if not (torch.is_grad_enabled() and K.requires_grad):
             self._k8_memo = (K, K._version, (H, W), K8)
         return K8, h, w
@@ -186,12 +187,15 @@ class VFDepth(nn.Module):
         if not (self.fused_depth or self.fused_pose):
             return None
         K8, h, w = self._feat_geometry(K, hw)
+        m = self.cfg.model
         mask8 = None
         if mask is not None:
-            mask8 = F.interpolate(mask.flatten(0, 1).float(), size=(h, w), mode="area").reshape(*mask.shape[:2], 1, h, w)
+            resize = dict(mode="area") if m.mask_resize == "area" else dict(mode="bilinear", align_corners=True)
+            mask8 = F.interpolate(mask.flatten(0, 1).float(), size=(h, w), **resize).reshape(*mask.shape[:2], 1, h, w)
         extra = (h, w, str(K.device), str(K.dtype))
         return self.rig_cache.get("voxels", (K8, T_ego_cam, mask8), extra,
-                                  lambda: build_voxel_lookup(self.grid, K8, T_ego_cam, mask8, h, w))
+                                  lambda: build_voxel_lookup(self.grid, K8, T_ego_cam, mask8, h, w, m.voxel_depth_scale,
+                                                             m.overlap_pair_order))
 
     @_geometry_in_fp32
     def ray_grid(self, K: Tensor, T_ego_cam: Tensor, hw: Tuple[int, int], cache: bool = True) -> Tensor:

@@ -291,7 +291,9 @@ def grads_finite(parameters) -> bool:
 # Keys that change the network's parameters or the meaning of its inputs/outputs.
 ARCH_KEYS = {
     "model": ("num_layers", "depth_model", "pose_model", "fusion_level", "fusion_feat_in_dim", "use_skips",
-              "voxel_size", "voxel_pre_dim", "proj_d_bins"),
+              "voxel_size", "voxel_pre_dim", "proj_d_bins",
+              # conventions an imported checkpoint of the released code needs (vfdepth import-original)
+              "voxel_center_offset", "voxel_depth_scale", "overlap_pair_order", "feature_intrinsics", "mask_resize"),
     "data": ("cameras",),
 }
 

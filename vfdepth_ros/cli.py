@@ -22,6 +22,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "evaluate-bag": ("vfdepth_ros.bag.evaluate", "score recorded depth/odometry against a bag's ground truth"),
     "launch": ("vfdepth_ros.launcher", "run the node graph without ROS 2 launch (loopback DDS)"),
     "view": ("vfdepth_ros.viewer", "write a headless viewer recording of a bag"),
+    "import-original": ("vfdepth_core.import_original",
+                        "convert a checkpoint of the paper's released code (depth_net.pth, pose_net.pth) to a vfdepth one"),
 }
 
 
@@ -35,7 +37,7 @@ def _user_error_types() -> tuple:
     # UserError of the importable module: catch both.
     types.append(importlib.import_module("vfdepth_ros.cli").UserError)
     for mod, name in (("vfdepth_core.config", "ConfigError"), ("vfdepth_core.datasets.common", "DatasetError"),
-                      ("vfdepth_core.geometry", "ShapeError")):
+                      ("vfdepth_core.geometry", "ShapeError"), ("vfdepth_core.checkpoint", "CheckpointError")):
         # only modules already imported can have raised: importing one here (torch) would take seconds
         if hasattr(sys.modules.get(mod), name):
             types.append(getattr(sys.modules[mod], name))

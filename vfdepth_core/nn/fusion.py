@@ -25,7 +25,10 @@ from vfdepth_core import geometry as geo
 
 logger = logging.getLogger(__name__)
 
-DEPTH_FEATURE_SCALE_M = 100.0  # the extra voxel channel is camera-frame depth / 100 m
+DEPTH_FEATURE_SCALE_M = 100.0  # the extra voxel channel is camera-frame depth / 100 m (model.voxel_depth_scale)
+# model.overlap_pair_order 'index_groups' (the released code, for imported checkpoints): the first input slot of
+# a two-camera voxel sums the cameras of the first group, the second slot those of the second group.
+INDEX_GROUPS = {3: ((0,), (1, 2)), 6: ((0, 3, 4), (1, 2, 5))}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,6 +74,32 @@ class VoxelLookup:
     pose_w: Optional[Tensor] = None
     pose_offsets: Optional[Tensor] = None
     pose_dch: Optional[Tensor] = None
+    # model.overlap_pair_order 'index_groups': per pair, 1 = both entries go to the first slot, 2 = both to the
+    # second (both cameras in one index group), 0 = first/second as they are. None = always 0.
+    pair_merge: Optional[Tensor] = None
+
+
+def pair_slots(first: Tensor, second: Tensor, lk: VoxelLookup) -> Tensor:
+    """The overlap MLP's input (P, 2C) from the features (P, C) of each pair's first and second entry."""
+    if lk.pair_merge is None:
+        return torch.cat([first, second], 1)
+    m = lk.pair_merge[:, None]
+    zero = torch.zeros((), dtype=first.dtype, device=first.device)
+    slot_a = torch.where(m == 2, zero, first) + torch.where(m == 1, second, zero)
+    slot_b = torch.where(m == 1, zero, second) + torch.where(m == 2, first, zero)
+    return torch.cat([slot_a, slot_b], 1)
+
+
+def index_group_order(n_first: Tensor, n_second: Tensor, num_cams: int) -> Tuple[Tensor, Tensor]:
+    """The released code's overlap order: (first_leads (P,) bool, pair_merge (P,) long) for pairs of cameras
+    n_first < n_second, from the camera indices' groups (:data:`INDEX_GROUPS`)."""
+    if num_cams not in INDEX_GROUPS:
+        raise ValueError(f"model.overlap_pair_order 'index_groups' needs 3 or 6 cameras, got {num_cams}")
+    group = torch.ones(num_cams, dtype=torch.long, device=n_first.device)
+    group[list(INDEX_GROUPS[num_cams][0])] = 0
+    g1, g2 = group[n_first], group[n_second]
+    merge = torch.where(g1 == g2, g1 + 1, torch.zeros_like(g1))
+    return (g1 <= g2), merge
 
 
 def pair_order(T_ego_cam: Tensor, tol: float = 1e-6) -> Tensor:
@@ -93,11 +122,14 @@ def pair_order(T_ego_cam: Tensor, tol: float = 1e-6) -> Tensor:
 
 
 def build_voxel_lookup(grid: geo.VoxelGrid, K_feat: Tensor, T_ego_cam: Tensor, mask_feat: Optional[Tensor],
-                       h: int, w: int) -> VoxelLookup:
+                       h: int, w: int, depth_scale_m: float = DEPTH_FEATURE_SCALE_M,
+                       pair_order_mode: str = "rig") -> VoxelLookup:
     """Project every voxel centre into every camera at feature resolution.
 
     K_feat (B, N, 3, 3) intrinsics at h x w; T_ego_cam (B, N, 4, 4); mask_feat (B, N, 1, h, w) or None
     (1 = valid pixel). Valid = in front, inside the image, mask > 0.5 at the nearest pixel.
+    depth_scale_m: the depth channel is camera-frame depth / this. pair_order_mode: 'rig' (:func:`pair_order`)
+    or 'index_groups' (:func:`index_group_order`, the released code's).
     """
     B, N = K_feat.shape[:2]
     dev = K_feat.device
@@ -132,9 +164,13 @@ def build_voxel_lookup(grid: geo.VoxelGrid, K_feat: Tensor, T_ego_cam: Tensor, m
     single = (cnt_e == 1).nonzero(as_tuple=True)[0]
     pairs = (cnt_e == 2).nonzero(as_tuple=True)[0].reshape(-1, 2)  # consecutive: same (b, v), n ascending
     first, second = pairs[:, 0], pairs[:, 1]
-    first_leads = pair_order(T)[b[first], n[first], n[second]]
+    pair_merge = None
+    if pair_order_mode == "index_groups":
+        first_leads, pair_merge = index_group_order(n[first], n[second], N)
+    else:
+        first_leads = pair_order(T)[b[first], n[first], n[second]]
     first, second = torch.where(first_leads, first, second), torch.where(first_leads, second, first)
-    depth_feat = (depth / DEPTH_FEATURE_SCALE_M)[:, None]
+    depth_feat = (depth / depth_scale_m)[:, None]
     countf = count.float()
     ent = torch.cat([single, first, second])
     # pose: entries are sorted by (b, v, n), so each voxel's entries are contiguous -> one bag per voxel
@@ -150,7 +186,7 @@ def build_voxel_lookup(grid: geo.VoxelGrid, K_feat: Tensor, T_ego_cam: Tensor, m
         depth_pix_idx=pix_idx[ent].contiguous(), depth_pix_w=pix_w[ent].contiguous(), depth_dch=depth_feat[ent],
         depth_rows=torch.cat([entry_voxel[single], entry_voxel[first]]),
         pose_idx=pix_idx.reshape(-1), pose_w=(pix_w * inv_cnt[:, None]).reshape(-1), pose_offsets=pose_offsets,
-        pose_dch=pose_dch,
+        pose_dch=pose_dch, pair_merge=pair_merge,
     )
 
 
@@ -436,7 +472,7 @@ class VolumetricFusion(nn.Module):
             f = torch.cat([gather_weighted(flat, tables["d_idx"], tables["d_w"]), lk.depth_dch.to(flat.dtype)], 1)
             P = (f.shape[0] - S) // 2
             single = self.conv_single(f[:S])
-            pair = self.conv_overlap(torch.cat([f[S:S + P], f[S + P:]], 1))
+            pair = self.conv_overlap(pair_slots(f[S:S + P], f[S + P:], lk))
             vals = torch.cat([single, pair, single.new_zeros(1, self.out_dim)], 0)
             vol = vals[tables["d_inv"]]
         else:
@@ -460,7 +496,7 @@ class VolumetricFusion(nn.Module):
                 f = torch.cat([f, lk.depth_dch.to(f.dtype)], 1)
                 P = (f.shape[0] - S) // 2
                 single = self.conv_single(f[:S])
-                pair = self.conv_overlap(torch.cat([f[S:S + P], f[S + P:]], 1))
+                pair = self.conv_overlap(pair_slots(f[S:S + P], f[S + P:], lk))
                 vals = torch.cat([single, pair.to(single.dtype)], 0)
                 vol = vals.new_zeros(B * V, self.out_dim).index_copy_(0, lk.depth_rows, vals)
             else:
@@ -473,7 +509,7 @@ class VolumetricFusion(nn.Module):
             ent = torch.cat([lk.single_entry, lk.pair_first, lk.pair_second])
             f = sample_entries(feats, lk, ent)
             single = self.conv_single(f[:S])
-            pair = self.conv_overlap(torch.cat([f[S:S + P], f[S + P:]], 1))
+            pair = self.conv_overlap(pair_slots(f[S:S + P], f[S + P:], lk))
             vals = torch.cat([single, pair.to(single.dtype)], 0)
             vol = vals.new_zeros(B * V, self.out_dim).index_copy(0, torch.cat([lk.single_voxel, lk.pair_voxel]), vals)
         else:

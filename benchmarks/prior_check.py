@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-logger = logging.getLogger("vfdepth.bench.prior_check")
 
 CONFIG = ROOT / "training" / "configs" / "synthetic" / "synthetic_cpu.yaml"
 
@@ -64,14 +61,18 @@ def parse_args(argv=None):
     return args
 
 
-def weighted_median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Per column, the value minimising sum |c - v| / v over the valid rows: the median with weights 1/v.
+def weighted_median(values: np.ndarray, valid: np.ndarray, row_weight: np.ndarray | None = None) -> np.ndarray:
+    """Per column, the value c minimising sum_rows row_weight |c - v| / v over the valid rows: the median
+    with weights row_weight / v.
 
-    values, valid: (S, P) depths (m) and a bool mask; returns (P,) (NaN where a column has no valid row)."""
-    v = np.where(valid, values, np.nan).astype(np.float64)
-    v.sort(axis=0)  # NaN last
-    w = np.nan_to_num(1.0 / v)
-    cw = np.cumsum(w, axis=0)
+    values, valid: (S, P) depths (m) and a bool mask; row_weight (S, P) or None (1); returns (P,) (NaN
+    where a column has no valid row)."""
+    w = np.where(valid, 1.0 / np.where(valid, values, 1.0), 0.0)
+    if row_weight is not None:
+        w = w * row_weight
+    order = np.argsort(np.where(valid, values, np.inf), axis=0)
+    v = np.take_along_axis(values.astype(np.float64), order, axis=0)
+    cw = np.cumsum(np.take_along_axis(w, order, axis=0), axis=0)
     half = 0.5 * cw[-1]
     idx = np.argmax(cw >= half[None], axis=0)
     out = np.take_along_axis(v, idx[None], axis=0)[0]
@@ -79,10 +80,14 @@ def weighted_median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def fit_prior(gt: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The per-pixel prior (N, H, W) from training GT (S, N, H, W) and its valid mask; pixels with no
-    training GT get the weighted median of all training GT."""
+    """The per-pixel prior (N, H, W) from training GT (S, N, H, W) and its valid mask: each pixel's depth
+    minimising the training scenes' protocol abs_rel there (every point weighs 1 / (GT x its image's valid
+    points), as in metrics.constant_baseline_protocol); pixels with no training GT get the weighted median
+    of all training GT."""
     S = gt.shape[0]
-    prior = weighted_median(gt.reshape(S, -1), valid.reshape(S, -1)).reshape(gt.shape[1:])
+    per_image = 1.0 / np.maximum(valid.sum(axis=(2, 3), keepdims=True), 1)  # (S, N, 1, 1)
+    img_w = np.broadcast_to(per_image, gt.shape).reshape(S, -1)
+    prior = weighted_median(gt.reshape(S, -1), valid.reshape(S, -1), img_w).reshape(gt.shape[1:])
     fallback = weighted_median(gt[valid][:, None], np.ones((int(valid.sum()), 1), bool))[0]
     return np.where(np.isfinite(prior), prior, fallback)
 
@@ -108,14 +113,11 @@ def lidar_gt(args, split: str) -> tuple:
     from vfdepth_core.datasets import build_dataset
     from vfdepth_core.metrics import valid_depth_mask
 
-    data = Path(args.data_dir)
-    if not (data / "ddad.json").exists():
-        cmd = [sys.executable, "-m", "vfdepth_ros.cli", "synth", "--rig", "ddad", "--scenes", str(args.scenes),
-               "--val-scenes", str(args.val_scenes), "--frames", str(args.frames), "--height", "192", "--width", "320",
-               "--seed", str(args.seed), "--out", str(data), "--threads", str(args.threads), "--world", args.world]
-        logger.info("generating: %s", " ".join(cmd))
-        subprocess.run(cmd, check=True, cwd=ROOT)
-    cfg = load_config(CONFIG, [f"data.data_path={data / 'ddad.json'}", f"training.height={args.height}",
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from learning import generate  # the learning benchmark's own world generation (192x320, vfdepth synth)
+
+    ds_json = generate(args)
+    cfg = load_config(CONFIG, [f"data.data_path={ds_json}", f"training.height={args.height}",
                                f"training.width={args.width}", "data.train_requirements=(gt_pose, gt_depth, mask)"])
     ds = build_dataset(cfg, split, frame_ids=(0,))
     gts, valids = [], []

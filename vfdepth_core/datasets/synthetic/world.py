@@ -3,10 +3,11 @@
 The default world is a flat ground plane (z = 0, world frame z up) with a curved two-lane road, sidewalks
 and grass, plus yaw-rotated boxes: buildings, parked cars and cars driving along the road. The varied world
 (:mod:`vfdepth_core.datasets.synthetic.varied`) adds rolling terrain (a :class:`Terrain`: ground height a
-piecewise-linear function of world x) and per-scene road widths, setbacks, walls and object sizes. Every surface is
-textured (scikit-image's brick/grass/gravel photographs mixed with 1/f noise, sampled from a mip pyramid
-by the pixel's footprint so distant surfaces do not alias); there is no flat colour anywhere, the sky
-included. Depth is exact: rays are intersected analytically with the ground (plane or planar pieces) and the boxes.
+piecewise-linear function of world x) and per-scene road widths, setbacks, walls and object sizes.
+Every surface is textured (scikit-image's brick/grass/gravel photographs mixed with 1/f noise, sampled
+from a mip pyramid by the pixel's footprint so distant surfaces do not alias); there is no flat colour
+anywhere, the sky included. Depth is exact: rays are intersected analytically with the ground (plane or
+planar pieces) and the boxes.
 
 Rays are given with direction vectors whose camera-z component is 1, so the hit parameter ``t`` of a
 camera ray is its depth along the optical axis; LIDAR rays use unit directions (``t`` = range).

@@ -4,6 +4,7 @@
     python benchmarks/learning.py                      # the benchmark run: 55 min on 2 CPU threads
     python benchmarks/learning.py --minutes 5 --scenes 3 --frames 30   # a quick look
     python benchmarks/learning.py --paper_objective    # the paper's loss weights, full resolution only
+    python benchmarks/learning.py --world varied       # the varied world (training/README.md)
 
 1. Generates training scenes and separate held-out scenes with ``vfdepth synth`` (DDAD rig, 192x320).
 2. Trains ``training/configs/synthetic/synthetic_cpu.yaml`` through the real ``training/train.py`` for
@@ -62,7 +63,11 @@ def parse_args(argv=None):
     ap.add_argument("--val_scenes", type=int, default=2, help="held-out scenes (never trained on)")
     ap.add_argument("--frames", type=int, default=60, help="frames per scene (10 Hz)")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--data_dir", default=str(ROOT / "input_data" / "learning_synthetic"))
+    ap.add_argument("--world", choices=("default", "varied"), default="default",
+                    help="synthetic world: 'default' (the regular street) or 'varied' (per-scene layouts a "
+                         "per-pixel prior cannot guess; vfdepth synth --world)")
+    ap.add_argument("--data_dir", default=None,
+                    help="generated world (default input_data/learning_synthetic, _varied for --world varied)")
     ap.add_argument("--out", default=str(ROOT / "results" / "learning"))
     ap.add_argument("--config_file", default=str(CONFIG))
     ap.add_argument("--set", action="append", default=[],
@@ -83,6 +88,9 @@ def parse_args(argv=None):
                     help="torch CPU threads for training (default 2, or 1 on a one-core machine)")
     args = ap.parse_args(argv)
     args.set = ([] if args.paper_objective else list(BENCH_SETS)) + list(args.set)
+    if args.data_dir is None:
+        suffix = "" if args.world == "default" else "_" + args.world
+        args.data_dir = str(ROOT / "input_data" / ("learning_synthetic" + suffix))
     return args
 
 
@@ -94,7 +102,7 @@ def generate(args) -> Path:
         return ds_json
     cmd = [sys.executable, "-m", "vfdepth_ros.cli", "synth", "--rig", "ddad", "--scenes", str(args.scenes),
            "--val-scenes", str(args.val_scenes), "--frames", str(args.frames), "--height", "192", "--width", "320",
-           "--seed", str(args.seed), "--out", str(data), "--threads", str(args.threads)]
+           "--seed", str(args.seed), "--out", str(data), "--threads", str(args.threads), "--world", args.world]
     logger.info("generating: %s", " ".join(cmd))
     subprocess.run(cmd, check=True, cwd=ROOT)
     return ds_json

@@ -3,6 +3,7 @@ casting in torch, with exact depth, ego poses, calibration and a LIDAR-like poin
 and a nuScenes-like six-camera rig; written in the DDAD (DGP) and nuScenes on-disk formats.
 
     drive = make_drive("ddad", frames=20, height=192, width=320, seed=0)   # Drive (see drive.py)
+    drive = make_drive("ddad", seed=0, variety="varied")   # the varied world (varied.py): terrain, setbacks, ...
     write_ddad([drive], "input_data/synthetic_ddad", splits=["train"])
     write_nuscenes([drive2], "input_data/synthetic_nuscenes", version="v1.0-mini")
 

@@ -1,7 +1,7 @@
 """``vfdepth synth``: generate synthetic surround-view drives in the DDAD or nuScenes layout.
 
     vfdepth synth --rig ddad --scenes 4 --frames 100 --height 192 --width 320 --seed 0 \\
-                  --out input_data/synthetic_ddad [--format ddad|nuscenes] [--val-scenes 1]
+                  --out input_data/synthetic_ddad [--format ddad|nuscenes] [--val-scenes 1] [--world varied]
     vfdepth synth --check --out input_data/synthetic_ddad [--format ddad]   # report broken samples
 
 Scenes are rendered one at a time and written straight away (memory holds one drive). Scene i uses seed
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--world", choices=("default", "varied"), default="default",
+                        help="world generator: 'default' (a flat, regular street) or 'varied' (per-scene road widths, "
+                             "setbacks, walls, parked-car positions, terrain slopes; beyond the paper)")
     parser.add_argument("--val-scenes", type=int, default=1, help="how many of the scenes are val (default 1)")
     parser.add_argument("--version", default="v1.0-mini", help="nuScenes table version (nuscenes format)")
     parser.add_argument("--keyframe-every", type=int, default=5,
@@ -102,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
         for i in range(args.scenes):
             yield make_drive(args.rig, args.frames, args.height, args.width, seed=args.seed + i,
                              name=f"synth_{args.rig}_s{args.seed + i:04d}", device=args.device,
-                             progress=lambda: bar.update(1))
+                             progress=lambda: bar.update(1), variety=args.world)
 
     if fmt == "ddad":
         path = write_ddad(drives(), args.out, splits, write_depth=not args.no_depth)

@@ -103,7 +103,7 @@ def render_cameras(world: World, boxes: Boxes, T_world_ego: np.ndarray, K: np.nd
         origin = Tw[:3, :3] @ c_ego[n] + Tw[:3, 3]
         dirs = d_ego[n] @ Tw[:3, :3].T
         keep = _in_frustum(origin, dirs, hw, bx.center, radius)
-        t, b = intersect(origin, dirs, bx.select(keep))
+        t, b = intersect(origin, dirs, bx.select(keep), terrain=world.terrain)
         b = torch.where(b >= 0, keep[b.clamp_min(0)], b)
         col, _ = shade(world, origin, dirs, t, b, bx, ang[n])
         d = depth_of(t)
@@ -167,7 +167,7 @@ def cast_lidar(world: World, boxes: Boxes, T_world_ego: np.ndarray, mount_m=(0.0
     bx = boxes.select(near.cpu())
     bx = Boxes(*(getattr(bx, f).to(device) for f in Boxes.__dataclass_fields__))
     dirs_w = d_ego @ Tw[:3, :3].T
-    t, b = intersect(origin, dirs_w, bx)
+    t, b = intersect(origin, dirs_w, bx, terrain=world.terrain)
     ok = torch.isfinite(t) & (t < max_range_m) & (t > 1.0)
     _, g = shade(world, origin, dirs_w[ok], t[ok], b[ok], bx, torch.full((int(ok.sum()),), 0.003, device=device))
     p = mount[None] + d_ego[ok] * t[ok][:, None]
@@ -175,13 +175,17 @@ def cast_lidar(world: World, boxes: Boxes, T_world_ego: np.ndarray, mount_m=(0.0
 
 
 def ego_pose(world: World, t_s: float, s_start: float = 0.0, speed_mps: float = SPEED_MPS) -> np.ndarray:
-    """T_world_ego (4, 4) of the ego vehicle at time t_s, driving the right lane at constant speed."""
-    from vfdepth_core.datasets.synthetic.world import LANE_OFFSET_M
-
-    p, h = world.road.pose_at(s_start + speed_mps * t_s, LANE_OFFSET_M)
+    """T_world_ego (4, 4) of the ego vehicle at time t_s, driving its lane at constant speed (on terrain:
+    at the ground's height, pitched with its slope)."""
+    p, h = world.road.pose_at(s_start + speed_mps * t_s, world.road.lane_offset_m)
     T = np.eye(4)
     T[:2, :2] = [[math.cos(h), -math.sin(h)], [math.sin(h), math.cos(h)]]
     T[:2, 3] = p
+    if world.terrain is not None:
+        pitch = math.atan(float(world.terrain.slope(p[0])) * math.cos(h))  # nose up on a rising road
+        c, s = math.cos(pitch), math.sin(pitch)
+        T[:3, :3] = T[:3, :3] @ np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
+        T[2, 3] = float(world.terrain.height(p[0]))
     return T
 
 
@@ -204,11 +208,13 @@ def iter_frames(world: World, rig: Rig, frames: int, hw: Tuple[int, int], device
 
 
 def make_drive(rig: str | Rig = "ddad", frames: int = 20, height: int = 192, width: int = 320, seed: int = 0,
-               name: Optional[str] = None, device="cpu", with_lidar: bool = True, progress=None) -> Drive:
-    """Generate and render one drive (deterministic given `seed`). `progress`: called once per frame."""
+               name: Optional[str] = None, device="cpu", with_lidar: bool = True, progress=None,
+               variety: str = "default") -> Drive:
+    """Generate and render one drive (deterministic given `seed`). `progress`: called once per frame;
+    `variety`: the world generator, one of ``WORLD_VARIETIES`` ('default' or 'varied')."""
     r = RIGS[rig] if isinstance(rig, str) else rig
     hw = (int(height), int(width))
-    world = generate_world(seed, length_m=frames / FRAME_RATE_HZ * SPEED_MPS)
+    world = generate_world(seed, length_m=frames / FRAME_RATE_HZ * SPEED_MPS, variety=variety)
     drive = Drive(name or f"synth_{r.name}_{seed:04d}", r.name, r.camera_names, r.K(hw), r.T_ego_cam.copy(),
                   r.masks(hw))
     stamp0 = START_STAMP_NS + seed * 10**12  # drives of different seeds do not share timestamps

@@ -1,10 +1,13 @@
 """A procedural driving world and its vectorised ray caster (torch, CPU or GPU).
 
-The world is a flat ground plane (z = 0, world frame z up) with a curved two-lane road, sidewalks and
-grass, plus yaw-rotated boxes: buildings, parked cars and cars driving along the road. Every surface is
-textured (scikit-image's brick/grass/gravel photographs mixed with 1/f noise, sampled from a mip pyramid
-by the pixel's footprint so distant surfaces do not alias); there is no flat colour anywhere, the sky
-included. Depth is exact: rays are intersected analytically with the plane and the boxes.
+The default world is a flat ground plane (z = 0, world frame z up) with a curved two-lane road, sidewalks
+and grass, plus yaw-rotated boxes: buildings, parked cars and cars driving along the road. The varied world
+(:mod:`vfdepth_core.datasets.synthetic.varied`) adds rolling terrain (a :class:`Terrain`: ground height a
+piecewise-linear function of world x) and per-scene road widths, setbacks, walls and object sizes.
+Every surface is textured (scikit-image's brick/grass/gravel photographs mixed with 1/f noise, sampled
+from a mip pyramid by the pixel's footprint so distant surfaces do not alias); there is no flat colour
+anywhere, the sky included. Depth is exact: rays are intersected analytically with the ground (plane or
+planar pieces) and the boxes.
 
 Rays are given with direction vectors whose camera-z component is 1, so the hit parameter ``t`` of a
 camera ray is its depth along the optical axis; LIDAR rays use unit directions (``t`` = range).
@@ -139,10 +142,17 @@ class Boxes:
 
 
 class Road:
-    """The road centre line y = f(x) (two sines), with arc-length look-ups for driving along it."""
+    """The road centre line y = f(x) (two sines), with arc-length look-ups for driving along it.
 
-    def __init__(self, rng: np.random.Generator, length_m: float):
-        self.a = rng.uniform([3.0, 1.0], [8.0, 3.0])
+    half_width_m: kerb to centre line; sidewalk_m: sidewalk width; lane_offset_m: the ego lane's centre
+    (left +); dashes_m: lateral offsets of the dashed lane lines."""
+
+    def __init__(self, rng: np.random.Generator, length_m: float, amplitude_scale: float = 1.0,
+                 half_width_m: float = ROAD_HALF_WIDTH_M, sidewalk_m: float = SIDEWALK_M,
+                 lane_offset_m: float = LANE_OFFSET_M, dashes_m: Tuple[float, ...] = (0.0,)):
+        self.half_width_m, self.sidewalk_m = half_width_m, sidewalk_m
+        self.lane_offset_m, self.dashes_m = lane_offset_m, tuple(dashes_m)
+        self.a = rng.uniform([3.0, 1.0], [8.0, 3.0]) * amplitude_scale
         self.lam = rng.uniform([150.0, 60.0], [260.0, 110.0])
         self.phi = rng.uniform(0, 2 * math.pi, 2)
         self.x = np.arange(-200.0, length_m + 200.0, 0.05)
@@ -171,6 +181,60 @@ class Road:
         return p, h
 
 
+class Terrain:
+    """Rolling ground: height z = h(x) (metres, world frame) piecewise linear between knots `x_m` (K,) with
+    heights `z_m` (K,); beyond the first and last knot the end pieces continue as planes."""
+
+    def __init__(self, x_m: np.ndarray, z_m: np.ndarray):
+        self.x_m = np.asarray(x_m, dtype=np.float64)
+        self.z_m = np.asarray(z_m, dtype=np.float64)
+        self.grade = np.diff(self.z_m) / np.diff(self.x_m)  # (K-1,) dz/dx of each piece
+
+    def _piece(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(np.searchsorted(self.x_m, x, side="right") - 1, 0, len(self.grade) - 1)
+
+    def height(self, x) -> np.ndarray:
+        """Ground height (m) at world x (array-like)."""
+        x = np.asarray(x, dtype=np.float64)
+        i = self._piece(x)
+        return self.z_m[i] + self.grade[i] * (x - self.x_m[i])
+
+    def slope(self, x) -> np.ndarray:
+        """dz/dx at world x, linearly blended between pieces (for the vehicle's pitch)."""
+        mid = 0.5 * (self.x_m[1:] + self.x_m[:-1])
+        return np.interp(np.asarray(x, dtype=np.float64), mid, self.grade)
+
+    def normal(self, x: Tensor) -> Tensor:
+        """Unit surface normals (R, 3) at world x (R,)."""
+        g = torch.from_numpy(self.grade[self._piece(x.detach().cpu().double().numpy())]).to(x.device, x.dtype)
+        n = torch.stack([-g, torch.zeros_like(g), torch.ones_like(g)], -1)
+        return n / n.norm(dim=-1, keepdim=True)
+
+    def intersect(self, origin: Tensor, dirs: Tensor, reach_m: float = 450.0, chunk: int = 1 << 14) -> Tensor:
+        """Ray parameter t (R,) of the first ground hit (inf = none) of rays origin (3,) + t dirs (R, 3)
+        (world frame); pieces farther than `reach_m` along x from the origin are not tested."""
+        dev, dt = dirs.device, dirs.dtype
+        ox = float(origin[0])
+        i0 = int(self._piece(np.array(ox - reach_m)))
+        i1 = int(self._piece(np.array(ox + reach_m)))
+        xs = self.x_m[i0:i1 + 2] - ox  # knots relative to the origin (small numbers: float32 is exact enough)
+        g64 = self.grade[i0:i1 + 1]
+        # plane z = zs_i + g_i (x - xs_i): t = (zs_i + g_i (ox - xs_i) - oz) / (dz - g_i dx)
+        num = torch.from_numpy(self.z_m[i0:i1 + 1] - g64 * xs[:-1] - float(origin[2])).to(dev, dt)  # (S,)
+        g = torch.from_numpy(g64).to(dev, dt)
+        lo, hi = torch.from_numpy(xs[:-1]).to(dev, dt), torch.from_numpy(xs[1:]).to(dev, dt)
+        lo[0], hi[-1] = -math.inf, math.inf  # the end pieces continue as planes
+        out = torch.empty(dirs.shape[0], dtype=dt, device=dev)
+        for a in range(0, dirs.shape[0], chunk):
+            dc = dirs[a:a + chunk]
+            den = dc[:, 2:3] - g[None] * dc[:, 0:1]  # (r, S); < 0: the ray comes down onto the piece
+            t = num[None] / den.clamp(max=-1e-9)
+            x = t * dc[:, 0:1]
+            ok = (den < -1e-9) & (t > 0) & (x >= lo[None]) & (x <= hi[None])
+            out[a:a + chunk] = torch.where(ok, t, torch.full_like(t, math.inf)).amin(dim=1)
+        return out
+
+
 @dataclass
 class Mover:
     """A car driving along the road: arc length s0 at t=0, speed (m/s, signed), lateral offset."""
@@ -182,10 +246,12 @@ class Mover:
 
 
 class World:
-    """Static boxes + moving cars + the road; ``boxes_at(t)`` gives every box at time t (s)."""
+    """Static boxes + moving cars + the road (+ terrain); ``boxes_at(t)`` gives every box at time t (s)."""
 
-    def __init__(self, road: Road, static: Boxes, movers: List[Mover], textures: np.ndarray, sun=(0.4, 0.3, 0.85)):
+    def __init__(self, road: Road, static: Boxes, movers: List[Mover], textures: np.ndarray, sun=(0.4, 0.3, 0.85),
+                 terrain: Optional[Terrain] = None):
         self.road = road
+        self.terrain = terrain  # None: the flat ground z = 0
         self.static = static
         self.movers = movers
         self.textures = textures
@@ -205,6 +271,8 @@ class World:
             b = m.box
             c = b.center.clone()
             c[0, 0], c[0, 1] = float(p[0]), float(p[1])
+            if self.terrain is not None:
+                c[0, 2] += float(self.terrain.height(p[0]))
             yaw = torch.tensor([h + (math.pi if m.speed < 0 else 0.0)], dtype=b.yaw.dtype)
             parts.append(Boxes(c, b.half, yaw, b.tex, b.tint, b.tile, b.offset, b.kind))
         return Boxes.cat(parts) if len(parts) > 1 else self.static
@@ -215,8 +283,20 @@ def _box(center, half, yaw, tex, tint, tile, offset, kind) -> Boxes:
     return Boxes(f(center), f(half), f(yaw), torch.tensor([tex]), f(tint), f(tile), f(offset), torch.tensor([kind]))
 
 
-def generate_world(seed: int, length_m: float, textures: Optional[np.ndarray] = None) -> World:
-    """A random street of about `length_m` metres (plus margins) with buildings, parked and moving cars."""
+WORLD_VARIETIES = ("default", "varied")
+
+
+def generate_world(seed: int, length_m: float, textures: Optional[np.ndarray] = None,
+                   variety: str = "default") -> World:
+    """A random street of about `length_m` metres (plus margins) with buildings, parked and moving cars.
+
+    variety: 'default' (flat, regular street) or 'varied' (:func:`.varied.generate_varied_world`)."""
+    if variety == "varied":
+        from vfdepth_core.datasets.synthetic.varied import generate_varied_world
+
+        return generate_varied_world(seed, length_m, textures)
+    if variety != "default":
+        raise ValueError(f"unknown synthetic world variety {variety!r} (use one of {WORLD_VARIETIES})")
     rng = np.random.default_rng(seed)
     road = Road(rng, length_m)
     textures = make_textures(seed) if textures is None else textures
@@ -258,16 +338,20 @@ def generate_world(seed: int, length_m: float, textures: Optional[np.ndarray] = 
 # Ray casting
 
 
-def intersect(origin: Tensor, dirs: Tensor, boxes: Boxes, chunk: int = 1 << 15) -> Tuple[Tensor, Tensor]:
-    """Nearest hit of rays with the ground plane z = 0 and the boxes.
+def intersect(origin: Tensor, dirs: Tensor, boxes: Boxes, chunk: int = 1 << 15,
+              terrain: Optional[Terrain] = None) -> Tuple[Tensor, Tensor]:
+    """Nearest hit of rays with the ground (the plane z = 0, or `terrain`) and the boxes.
 
     origin (3,) world; dirs (R, 3) world (any length: t is in units of it).
     Returns t (R,) (inf = no hit) and box index (R,) (-1 = ground or nothing).
     """
     R = dirs.shape[0]
     dev, dt = dirs.device, dirs.dtype
-    t_ground = torch.where(dirs[:, 2] < -1e-9, -origin[2] / dirs[:, 2].clamp(max=-1e-9),
-                           torch.full((R,), float("inf"), device=dev, dtype=dt))
+    if terrain is None:
+        t_ground = torch.where(dirs[:, 2] < -1e-9, -origin[2] / dirs[:, 2].clamp(max=-1e-9),
+                               torch.full((R,), float("inf"), device=dev, dtype=dt))
+    else:
+        t_ground = terrain.intersect(origin, dirs)
     best_t = t_ground
     best_b = torch.full((R,), -1, dtype=torch.long, device=dev)
     if len(boxes) > 0:
@@ -324,10 +408,11 @@ def shade(world: World, origin: Tensor, dirs: Tensor, t: Tensor, bidx: Tensor, b
     ground = hit & (bidx < 0)
     if ground.any():
         gx, gy = p[ground, 0], p[ground, 1]
-        lat = world.road.lateral(gx, gy)
+        rd = world.road
+        lat = rd.lateral(gx, gy)
         alat = lat.abs()
-        road = alat < ROAD_HALF_WIDTH_M
-        walk = (~road) & (alat < ROAD_HALF_WIDTH_M + SIDEWALK_M)
+        road = alat < rd.half_width_m
+        walk = (~road) & (alat < rd.half_width_m + rd.sidewalk_m)
         tg = torch.full_like(gx, TEX_GRASS, dtype=torch.long)
         tg[road], tg[walk] = TEX_ASPHALT, TEX_PAVEMENT
         tex[ground] = tg
@@ -338,9 +423,13 @@ def shade(world: World, origin: Tensor, dirs: Tensor, t: Tensor, bidx: Tensor, b
         col = torch.tensor([[0.45, 0.45, 0.47], [0.35, 0.55, 0.25], [0.75, 0.72, 0.68]], dtype=dt, device=dev)
         which = torch.where(road, 0, torch.where(walk, 2, 1))
         tint[ground] = col[which]
-        centre_dash = (lat.abs() < 0.08) & (torch.remainder(gx, 9.0) < 4.5)
-        edge = ((alat - (ROAD_HALF_WIDTH_M - 0.4)).abs() < 0.08)
-        paint[ground] = (centre_dash | edge).to(dt) * 0.55
+        dash = torch.zeros_like(road)
+        for off in rd.dashes_m:
+            dash |= ((lat - off).abs() < 0.08) & (torch.remainder(gx, 9.0) < 4.5)
+        edge = ((alat - (rd.half_width_m - 0.4)).abs() < 0.08)
+        paint[ground] = (dash | edge).to(dt) * 0.55
+        if world.terrain is not None:
+            normal[ground] = world.terrain.normal(gx)
 
     onbox = hit & (bidx >= 0)
     if onbox.any():

@@ -61,34 +61,14 @@ def parse_args(argv=None):
     return args
 
 
-def weighted_median(values: np.ndarray, valid: np.ndarray, row_weight: np.ndarray | None = None) -> np.ndarray:
-    """Per column, the value c minimising sum_rows row_weight |c - v| / v over the valid rows: the median
-    with weights row_weight / v.
-
-    values, valid: (S, P) depths (m) and a bool mask; row_weight (S, P) or None (1); returns (P,) (NaN
-    where a column has no valid row)."""
-    w = np.where(valid, 1.0 / np.where(valid, values, 1.0), 0.0)
-    if row_weight is not None:
-        w = w * row_weight
-    order = np.argsort(np.where(valid, values, np.inf), axis=0)
-    v = np.take_along_axis(values.astype(np.float64), order, axis=0)
-    cw = np.cumsum(np.take_along_axis(w, order, axis=0), axis=0)
-    half = 0.5 * cw[-1]
-    idx = np.argmax(cw >= half[None], axis=0)
-    out = np.take_along_axis(v, idx[None], axis=0)[0]
-    return np.where(cw[-1] > 0, out, np.nan)
-
-
 def fit_prior(gt: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The per-pixel prior (N, H, W) from training GT (S, N, H, W) and its valid mask: each pixel's depth
-    minimising the training scenes' protocol abs_rel there (every point weighs 1 / (GT x its image's valid
-    points), as in metrics.constant_baseline_protocol); pixels with no training GT get the weighted median
-    of all training GT."""
-    S = gt.shape[0]
-    per_image = 1.0 / np.maximum(valid.sum(axis=(2, 3), keepdims=True), 1)  # (S, N, 1, 1)
-    img_w = np.broadcast_to(per_image, gt.shape).reshape(S, -1)
-    prior = weighted_median(gt.reshape(S, -1), valid.reshape(S, -1), img_w).reshape(gt.shape[1:])
-    fallback = weighted_median(gt[valid][:, None], np.ones((int(valid.sum()), 1), bool))[0]
+    minimising the training scenes' protocol abs_rel there (:func:`vfdepth_core.metrics.per_pixel_prior`,
+    per-image weighting); pixels with no training GT get the prior of all training GT pooled."""
+    from vfdepth_core.metrics import per_pixel_prior
+
+    prior = per_pixel_prior(gt, valid, per_image_dims=2)
+    fallback = per_pixel_prior(gt[valid][:, None])[0]
     return np.where(np.isfinite(prior), prior, fallback)
 
 

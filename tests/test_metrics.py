@@ -251,3 +251,35 @@ def test_per_pixel_prior_minimises_abs_rel_per_pixel():
             g = gt[:, i, j][gt[:, i, j] > 0]
             cost = [np.abs(c - g).__truediv__(g).sum() for c in g]
             assert np.abs(prior[i, j] - g).__truediv__(g).sum() == pytest.approx(min(cost))
+
+
+def test_per_pixel_prior_per_image_weighting_minimises_the_protocol_mean():
+    """per_image_dims=2: each point weighs 1/(gt x valid points of its image), the minimiser of the protocol's
+    mean of per-image abs_rel means; a pixel of a sparse image then counts more than one of a dense image."""
+    from vfdepth_core.metrics import per_pixel_prior
+
+    gt = np.zeros((2, 1, 1, 4))
+    gt[0, 0, 0, :] = [10.0, 10.0, 10.0, 10.0]  # a dense image: 4 valid points, each weighs 1/(10*4)
+    gt[1, 0, 0, 0] = 5.0                       # a sparse image: 1 valid point, weighs 1/5
+    plain = per_pixel_prior(gt)
+    weighted = per_pixel_prior(gt, per_image_dims=2)
+    assert plain[0, 0, 0] == 5.0 and weighted[0, 0, 0] == 5.0  # 1/5 outweighs 1/10 either way
+    gt[1, 0, 0, 0] = 20.0                      # now 1/20 vs 1/10 plain, but 1/20 vs 1/40 per image
+    assert per_pixel_prior(gt)[0, 0, 0] == 10.0
+    assert per_pixel_prior(gt, per_image_dims=2)[0, 0, 0] == 20.0
+    # brute force over the candidates: the protocol mean of per-image means is minimal at the prior
+    rng = np.random.default_rng(5)
+    g = rng.uniform(2.0, 40.0, size=(6, 2, 3, 3))
+    g[rng.random(g.shape) < 0.5] = 0.0
+    prior = per_pixel_prior(g, per_image_dims=2)
+    ok = g > 0
+
+    def protocol(pred):
+        return np.mean([np.mean(np.abs(pred[n][ok[s, n]] - g[s, n][ok[s, n]]) / g[s, n][ok[s, n]])
+                        for s in range(6) for n in range(2) if ok[s, n].any()])
+
+    for n, i, j in [(0, 0, 0), (1, 2, 1), (0, 1, 2)]:
+        for c in g[:, n, i, j][ok[:, n, i, j]]:
+            trial = prior.copy()
+            trial[n, i, j] = c
+            assert protocol(prior) <= protocol(trial) + 1e-12

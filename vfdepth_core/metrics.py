@@ -267,28 +267,38 @@ def constant_baseline_protocol(gt_per_image: Sequence[np.ndarray]) -> dict:
     return {"metric": {"value_m": c, **_row(metric)}, "median": _row(median), "images": len(arrs)}
 
 
-def per_pixel_prior(gt: np.ndarray, valid: Optional[np.ndarray] = None, chunk: int = 65536) -> np.ndarray:
+def per_pixel_prior(gt: np.ndarray, valid: Optional[np.ndarray] = None, chunk: int = 65536,
+                    per_image_dims: int = 0) -> np.ndarray:
     """The best per-pixel prior: for each pixel, the depth that minimises abs_rel over a stack of GT maps.
 
     gt: ``(S, *pixel_dims)`` metres, e.g. ``(S, N, H, W)`` for S samples of N cameras (0 or non-finite = no
     measurement); valid: optional boolean mask of the same shape. abs_rel sums ``|c - g| / g``, a
     weighted L1 in c with weights 1/g, so the minimiser is the weighted median of the pixel's valid
-    GT values with weights 1/g (the lower one on a tie). Returns ``pixel_dims`` float64, NaN where a
+    GT values with weights 1/g (the lower one on a tie). per_image_dims > 0: the last that many pixel dims
+    form one image (e.g. 2 for (H, W)) and the protocol's mean of per-image means is minimised instead:
+    each point also weighs 1/(valid points of its image). Returns ``pixel_dims`` float64, NaN where a
     pixel never has valid GT.
     """
     g = np.asarray(gt)
     S = g.shape[0]
     flat_g = g.reshape(S, -1)
-    flat_valid = None if valid is None else np.asarray(valid, dtype=bool).reshape(S, -1)
+    full_valid = np.isfinite(g) & (g > 0) if valid is None else np.asarray(valid, dtype=bool)
+    flat_valid = full_valid.reshape(S, -1)
+    flat_w = None
+    if per_image_dims:
+        img_axes = tuple(range(g.ndim - per_image_dims, g.ndim))
+        per_image = 1.0 / np.maximum(full_valid.sum(axis=img_axes, keepdims=True), 1)
+        flat_w = np.broadcast_to(per_image, g.shape).reshape(S, -1)
     out = np.full(flat_g.shape[1], np.nan)
     for a in range(0, flat_g.shape[1], chunk):
         v = flat_g[:, a:a + chunk].astype(np.float64)
-        ok = np.isfinite(v) & (v > 0)
-        if flat_valid is not None:
-            ok &= flat_valid[:, a:a + chunk]
+        ok = np.isfinite(v) & (v > 0) & flat_valid[:, a:a + chunk]
         v = np.where(ok, v, np.inf)
-        vs = np.sort(v, axis=0)
+        order = np.argsort(v, axis=0, kind="stable")
+        vs = np.take_along_axis(v, order, 0)
         w = np.where(np.isfinite(vs), 1.0 / vs, 0.0)
+        if flat_w is not None:
+            w = w * np.take_along_axis(flat_w[:, a:a + chunk], order, 0)
         cw = np.cumsum(w, axis=0)
         k = (cw < 0.5 * cw[-1:]).sum(axis=0)  # first index where the cumulative weight reaches half
         pick = np.take_along_axis(vs, np.minimum(k, S - 1)[None], 0)[0]

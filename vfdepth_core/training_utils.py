@@ -470,7 +470,7 @@ def split_gt_prior(cfg, split: str = "train") -> dict:
     if not gts:
         raise ValueError(f"split {split!r} of {cfg.data.data_path} has no sample with depth GT: no per-pixel prior")
     g, v = np.concatenate(gts), np.concatenate(valids)
-    prior = per_pixel_prior(g, v)
+    prior = per_pixel_prior(g, v, per_image_dims=2)  # (S, N, H, W): the protocol averages per image
     fallback = constant_depth_baseline(g[v])["abs_rel_optimal"]["value_m"]
     filled = np.where(np.isfinite(prior), prior, fallback)
     return {"prior": torch.from_numpy(filled), "fallback_m": fallback, "samples": int(g.shape[0]),

@@ -68,3 +68,20 @@ def test_depth_bin_breakdown_adds_up_to_the_metric_mean(bench):
     assert far["median_ratio_gt_pred"] == pytest.approx(1.0) and rows[1]["points"] == 0
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
     assert "0-3 m" in bench.format_bins(rows)
+
+
+def test_objective_check_at_a_resolution_other_than_the_rendered_one(bench, tmp_path):
+    """--check_objective at the benchmark's 128x224 on a world rendered at 192x320 used to crash (the dense
+    depth kept the renderer's size). Here: rendered at 64x96, scored at 32x64 (another aspect ratio too); the
+    true depth and motion must score better than no motion and a constant depth."""
+    from data_helpers import tiny_drive
+    from vfdepth_core.datasets.synthetic import write_ddad
+
+    ds_json = write_ddad([tiny_drive("ddad")], tmp_path / "syn")
+    res = bench.objective_check(ds_json, indices=(1,), overrides=["training.height=32", "training.width=64",
+                                                                  f"data.gt_cache={tmp_path / 'gt'}"])
+    rows = res["1"]
+    truth = rows["gt_depth_gt_motion"]["total"]
+    assert truth < rows["gt_depth_no_motion"]["total"] and truth < rows["constant_10m"]["total"]
+    d = bench.dense_depth_at([str(p) for p in sorted((tmp_path / "syn").rglob("rgb/*/*.png"))[:1]], (32, 64))
+    assert d.shape == (1, 1, 1, 32, 64) and float(d.min()) >= 0.5

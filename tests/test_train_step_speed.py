@@ -1,13 +1,10 @@
 """The training step's faster pieces give the plain results: fused Adam, the cheap non-finite gradient check,
-the one-pass weight average, and the contiguous layout of the wide convs' inputs under autograd."""
+the one-pass weight average. (The wide convs' contiguous inputs under autograd: tests/test_perf_paths.py.)"""
 
 import pytest
 import torch
 
-from model_helpers import make_batch, tiny_config
 from vfdepth_core import training_utils as tu
-from vfdepth_core.losses import compute_losses
-from vfdepth_core.model import VFDepth
 
 
 def _params(seed=0):
@@ -62,20 +59,3 @@ def test_weight_average_lerp_matches_the_two_pass_formula():
         torch.testing.assert_close(ema.shadow[k], ref[k], rtol=1e-6, atol=1e-6)
     assert int(ema.shadow["1.num_batches_tracked"]) == 3
 
-
-def test_training_step_channels_last_matches_contiguous():
-    """Losses and gradients of a training step with channels_last weights/activations equal the contiguous ones
-    (the wide convs' inputs are made contiguous under autograd either way)."""
-    cfg = tiny_config(6, H=32, W=64)
-    b = make_batch(6, H=32, W=64, batch=1)
-    out = []
-    for cl in (False, True):
-        torch.manual_seed(0)
-        model = VFDepth(cfg).set_channels_last(cl)
-        torch.manual_seed(1)
-        total, _ = compute_losses(b, model(b), cfg)
-        total.backward()
-        out.append((total.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    torch.testing.assert_close(out[1][0], out[0][0], rtol=1e-5, atol=1e-7)
-    for n, g in out[0][1].items():
-        torch.testing.assert_close(out[1][1][n], g, rtol=1e-3, atol=1e-6, msg=n)

@@ -25,7 +25,7 @@ unexport ROS_LOCALHOST_ONLY
 # The venv's console scripts (vfdepth, surround_depth) first on PATH for recipes and their children.
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help install test demo colcon lint clean distclean bench soak learning
+.PHONY: help install test demo colcon lint clean distclean bench bench-train-step soak learning
 
 help:
 	@echo "make demo      synthetic drive -> ROS 2 bag -> node graph -> results/demo/"
@@ -33,6 +33,7 @@ help:
 	@echo "make install   build/update .venv only"
 	@echo "make colcon    colcon build in ros2_ws"
 	@echo "make bench     optimised vs reference model paths -> results/bench/ (BENCH_ARGS=...)"
+	@echo "make bench-train-step  where a training step's time goes (per module) -> results/bench/ (TRAIN_STEP_ARGS=...)"
 	@echo "make soak      10-minute replay loop through the node graph: memory, queues, rate -> results/soak/ (SOAK_ARGS=...)"
 	@echo "make learning  learning benchmark: train on a synthetic world, score held-out scenes -> results/learning/"
 	@echo "make clean | distclean"
@@ -57,6 +58,11 @@ demo: install
 BENCH_ARGS ?=
 bench: install
 	@cd $(ROOT); $(PY) benchmarks/bench_perf.py $(BENCH_ARGS)
+
+# One training step by phase and module (learning benchmark's and paper's configs, 2 threads) -> results/bench/.
+TRAIN_STEP_ARGS ?=
+bench-train-step: install
+	@cd $(ROOT); $(PY) benchmarks/bench_train_step.py $(TRAIN_STEP_ARGS)
 
 # Replays a synthetic bag in a loop through launcher + player + node (loopback DDS) and fails (exit 1) when
 # the node's RSS grows beyond the bound, the output rate decays, the node restarts or a queue overflows.

@@ -279,13 +279,33 @@ def evaluate_motion(cfg, model) -> dict:
     return evaluate_motion_model(model, DataLoader(ds, batch_size=1, shuffle=False, collate_fn=collate_skip_broken))
 
 
+def dense_depth_at(image_paths, hw):
+    """The renderer's dense depth (1, N, 1, H, W) of the images at `image_paths`, resized to hw = (H, W) as the
+    dataset resizes the images (the whole frame, pixel centres kept: nearest-exact); holes (sky) at 150 m.
+    A message (str) instead when a depth file is missing."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    dense = []
+    for p in image_paths:
+        dp = Path(p.replace("/rgb/", "/depth/")).with_suffix(".npz")
+        if not dp.exists():
+            return f"no dense depth next to {p} (generated with --no-depth?)"
+        dense.append(np.load(dp)["depth"])
+    d = torch.from_numpy(np.stack(dense))[:, None].float()  # (N, 1, H0, W0): the renderer's size
+    d = torch.where(torch.isfinite(d) & (d > 0), d, torch.full_like(d, 150.0)).clamp(0.5, 150.0)
+    if tuple(d.shape[-2:]) != tuple(hw):
+        d = F.interpolate(d, size=tuple(hw), mode="nearest-exact")
+    return d[None]
+
+
 def objective_check(ds_json: Path, indices=(10, 100), overrides=()) -> dict:
     """Is the self-supervised objective lowest at the true depth and motion? (warps, masks, metric scale)
 
     Scores the training losses of a few training samples with the renderer's exact dense depth and the
     ground-truth ego motion, then with that depth scaled x2 / x0.5, a constant 10 m, and no motion.
     """
-    import numpy as np
     import torch
     from torch.utils.data import default_collate
 
@@ -301,14 +321,9 @@ def objective_check(ds_json: Path, indices=(10, 100), overrides=()) -> dict:
         if idx >= len(ds):
             continue
         b = default_collate([ds[idx]])
-        dense = []
-        for p in ds.refs[idx].frames[0].image_paths:
-            dp = Path(p.replace("/rgb/", "/depth/")).with_suffix(".npz")
-            if not dp.exists():
-                return {"skipped": f"no dense depth next to {p} (generated with --no-depth?)"}
-            dense.append(np.load(dp)["depth"])
-        d = torch.from_numpy(np.stack(dense))[None, :, None].float()
-        d = torch.where(torch.isfinite(d) & (d > 0), d, torch.full_like(d, 150.0)).clamp(0.5, 150.0)
+        d = dense_depth_at(ds.refs[idx].frames[0].image_paths, (cfg.training.height, cfg.training.width))
+        if isinstance(d, str):
+            return {"skipped": d}
         T_we = b["T_world_ego"][0].double()
         T_ec = b["T_ego_cam"].double()
         fid = {f: i for i, f in enumerate(cfg.training.frame_ids)}

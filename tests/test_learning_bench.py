@@ -143,3 +143,20 @@ def test_learning_curve_has_the_ego_motion_panel(bench, tmp_path):
                                                  for r in rows))
     bench.plot_curve(run, tmp_path / "without.png", None)
     assert iio.imread(tmp_path / "with.png").shape[1] > iio.imread(tmp_path / "without.png").shape[1]
+
+
+def test_objective_check_at_a_resolution_other_than_the_rendered_one(bench, tmp_path):
+    """--check_objective at the benchmark's 128x224 on a world rendered at 192x320 used to crash (the dense
+    depth kept the renderer's size). Here: rendered at 64x96, scored at 32x64 (another aspect ratio too); the
+    true depth and motion must score better than no motion and a constant depth."""
+    from data_helpers import tiny_drive
+    from vfdepth_core.datasets.synthetic import write_ddad
+
+    ds_json = write_ddad([tiny_drive("ddad")], tmp_path / "syn")
+    res = bench.objective_check(ds_json, indices=(1,), overrides=["training.height=32", "training.width=64",
+                                                                  f"data.gt_cache={tmp_path / 'gt'}"])
+    rows = res["1"]
+    truth = rows["gt_depth_gt_motion"]["total"]
+    assert truth < rows["gt_depth_no_motion"]["total"] and truth < rows["constant_10m"]["total"]
+    d = bench.dense_depth_at([str(p) for p in sorted((tmp_path / "syn").rglob("rgb/*/*.png"))[:1]], (32, 64))
+    assert d.shape == (1, 1, 1, 32, 64) and float(d.min()) >= 0.5

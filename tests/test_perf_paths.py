@@ -72,13 +72,16 @@ def test_bf16_autocast_within_tolerance(setup):
     assert ((bf[1] - ref[1]).abs() / ref[1]).max().item() < BF16_DEPTH_RTOL
 
 
-def test_training_step_gradients_match_reference():
+@pytest.mark.parametrize("variant", ["fast", "channels_last"])
+def test_training_step_gradients_match_reference(variant):
+    """Losses and gradients of a training step: fast path vs reference, and (fast path) channels_last vs
+    contiguous (the wide convs' inputs are made contiguous under autograd either way)."""
     cfg = tiny_config(6, H=32, W=64)
     b = make_batch(6, H=32, W=64, batch=1, mask=_mask(6, 32, 64))
     grads, totals = [], []
-    for fast in (False, True):
+    for alt in (False, True):
         torch.manual_seed(0)
-        model = VFDepth(cfg).set_fast(fast)
+        model = VFDepth(cfg).set_fast(alt) if variant == "fast" else VFDepth(cfg).set_channels_last(alt)
         torch.manual_seed(1)
         total, _ = compute_losses(b, model(b), cfg)
         total.backward()

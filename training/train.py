@@ -165,7 +165,7 @@ class Trainer:
         self.model_core = model
         self.ema = tu.WeightEMA(model, t.ema_decay) if t.ema_decay > 0 and self.info.is_main else None
         self._ema_model = None
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=t.learning_rate)
+        self.optimizer = tu.make_adam(model.parameters(), t.learning_rate, self.device)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=t.scheduler_step_size, gamma=0.1)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.startswith("cuda")))
         if resume_path is not None:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from vfdepth_core import geometry as geo
 from vfdepth_core.nn.encoder import FeatureAggregator, ResNetEncoder, conv_block
 from vfdepth_core.nn.fusion import (RayLookup, VolumetricFusion, VoxelLookup, WeightCache, depth_major_weight,
-                                    gather_rays, sample_volume_along_rays)
+                                    gather_rays, sample_volume_along_rays, train_layout)
 
 
 class DepthDecoder(nn.Module):
@@ -128,7 +128,7 @@ class FusedDepthNet(nn.Module):
         w0 = self._wcache.get(conv0.weight, lambda w: depth_major_weight(w, self.proj_d_bins))
         disps = []
         for i, rl in enumerate(lookups):
-            x = gather_rays(volume, rl, dense=dense)
+            x = train_layout(gather_rays(volume, rl, dense=dense))
             x = F.leaky_relu(F.conv2d(x, w0, conv0.bias), 0.1)
             disp = self.decoder(self.reduce_dim[1](x), skips if i == 0 else None)
             disps.append(disp.reshape(B, rl.num_views, *disp.shape[1:]))

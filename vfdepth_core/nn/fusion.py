@@ -288,6 +288,16 @@ def gather_rays(volume: Tensor, rl: RayLookup, dense: bool = False) -> Tensor:
     return out.reshape(B * rl.num_views, hp, wp, rl.depth_bins * C).permute(0, 3, 1, 2)
 
 
+def train_layout(x: Tensor) -> Tensor:
+    """The input of a wide 3x3 conv (ray features, BEV) as contiguous NCHW while autograd records: on oneDNN
+    CPUs its backward is much faster than on the zero-copy channels_last view (measured at the learning
+    benchmark's config: BEV conv forward + backward 5.0 s vs 8.9 s, ray conv 3.6 s vs 5.0 s, interleaved on a
+    busy 2-core machine); forward-only calls keep the view (its forward is as fast or faster)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x.contiguous()
+    return x
+
+
 def depth_major_weight(weight: Tensor, depth_bins: int) -> Tensor:
     """Conv weight (O, C*D, k, k) over channels c*D + d -> the same weight over channels d*C + c."""
     O, CD = weight.shape[:2]

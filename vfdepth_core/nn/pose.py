@@ -12,7 +12,7 @@ from vfdepth_core.nn.encoder import FeatureAggregator, ResNetEncoder, conv_block
 import torch.nn.functional as F
 
 from vfdepth_core.nn.fusion import (VolumetricFusion, VoxelLookup, WeightCache, bev_from_volume,
-                                    bev_from_volume_zmajor, depth_major_weight)
+                                    bev_from_volume_zmajor, depth_major_weight, train_layout)
 
 TRANSLATION_LIMIT_M = 4.0
 
@@ -77,7 +77,7 @@ class FusedPoseNet(nn.Module):
         if self.fast or dense_tables is not None:
             conv0 = self.reduce_dim[0][0]
             w0 = self._wcache.get(conv0.weight, lambda w: depth_major_weight(w, self.z_dim))
-            x = F.pad(bev_from_volume_zmajor(volume), (1, 1, 1, 1), mode="reflect")
+            x = train_layout(F.pad(bev_from_volume_zmajor(volume), (1, 1, 1, 1), mode="reflect"))
             x = F.leaky_relu(F.conv2d(x, w0, conv0.bias, stride=conv0.stride), 0.1)
             x = self.reduce_dim[1](x)
         else:

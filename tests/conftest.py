@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sys
 from pathlib import Path
@@ -81,6 +82,21 @@ def device(request: pytest.FixtureRequest):
     if request.param == "cuda" and not _cuda_available():
         pytest.skip("CUDA not available")
     return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _drop_stream_handlers_added_by_the_test():
+    """A CLI main() called in-process (logging.basicConfig) leaves a root handler bound to that test's captured
+    stderr, which pytest closes afterwards: later tests' log records then print 'Logging error' tracebacks
+    into their own stderr. Remove such handlers when the test ends."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    level = root.level
+    yield
+    for h in list(root.handlers):
+        if h not in before and type(h) is logging.StreamHandler:
+            root.removeHandler(h)
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)

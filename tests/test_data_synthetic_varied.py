@@ -135,5 +135,6 @@ def test_varied_round_trip_ddad_layout(tmp_path):
     d = make_drive("ddad", frames=3, height=64, width=96, seed=2, variety="varied")
     write_ddad([d], tmp_path / "ddad", splits=["train"])
     ds = DDADDataset(tmp_path / "ddad" / "ddad.json", "train", DDAD_CAMS, 64, 96, with_depth=True,
-                     mask_path=str(tmp_path / "ddad" / "masks"), gt_cache=str(tmp_path / "gt"))
+                     mask_path=str(tmp_path / "ddad" / "masks"), gt_cache=str(tmp_path / "gt"),
+                     gt_projection="nearest")  # the synthetic configs' GT: LIDAR projected at this size
     _check_round_trip(ds[0], d, (1, 0, 2), (64, 96))

@@ -754,13 +754,14 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    if node is not None and node.worker.is_alive():
-        # A set is still in the network: leave without the interpreter's finalization, which would
-        # tear down the C++ runtime under that thread (std::terminate, exit -6).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    # Leave without the interpreter's finalization: with a set still in the network it would tear down the
+    # C++ runtime under that thread (std::terminate, exit -6), and even without one it can take over a second
+    # on a busy machine (torch, rclpy), during which Python has already reset its signal handlers, so a
+    # launcher's escalating SIGTERM (`ros2 launch`: sigterm_timeout) killed the node with exit -15.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ def test_ros2_launch_stops_cleanly(way, bag, ros2_env, tmp_path, ros_domain_id):
     text = proc.text()
     if way == "sigterm":  # launch itself ends at once (its own choice); its processes end with it
         return
-    assert code == 0, text[-3000:]
+    # A second SIGINT that reaches `ros2 launch` after its processes have ended interrupts launch's own
+    # teardown (upstream behaviour: exit -2, no traceback); the nodes' clean exit is what is ours.
+    assert code == 0 or (way == "sigint_twice" and code == -signal.SIGINT), text[-3000:]
     assert "[surround_depth-1]: process has finished cleanly" in text, text[-3000:]
     # (the project's player, the other process, may need longer than sigterm_timeout to close under load
     # and is then ended by launch's SIGTERM; it is gone either way, checked above)

@@ -372,7 +372,7 @@ class Trainer:
             model = self._ema_model
         res = tu.evaluate_depth_model(model, self.val_loader, self.val_cameras, self.device,
                                       ev.eval_min_depth, ev.eval_max_depth, max_samples=ev.eval_max_samples,
-                                      amp=self.cfg.training.amp)
+                                      amp=self.cfg.training.amp, unit=ev.eval_unit, median=ev.eval_median)
         self.last_val = {"step": self.step, "epoch": self.epoch,
                          "metric": res["metric"]["mean"], "median": res["median"]["mean"],
                          "median_ratio": (res.get("median_ratio") or {}).get("mean"), "samples": res["samples"],

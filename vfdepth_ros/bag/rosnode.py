@@ -12,6 +12,7 @@ import os
 import signal
 import struct
 import threading
+import time
 from typing import Optional
 
 from vfdepth_ros.bag.common import BagError
@@ -70,20 +71,29 @@ def header_stamp_ns(raw: bytes) -> Optional[int]:
     return sec * 1_000_000_000 + nsec
 
 
+_REPEAT_S = 1.0  # a second stop signal sooner than this is the first one delivered twice
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM (or by code); lets loops end and files close cleanly."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
         self.signal: Optional[int] = None
+        self._first_s = 0.0
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
 
         def handler(signum, _frame):
-            if self.event.is_set():  # second Ctrl-C: leave now
-                raise KeyboardInterrupt
+            if self.event.is_set():
+                # One Ctrl-C in a terminal under `ros2 launch` arrives twice (from the terminal to the group, and
+                # forwarded by launch): a repeat within _REPEAT_S is that same request. A later one: leave now.
+                if time.monotonic() - self._first_s > _REPEAT_S:
+                    raise KeyboardInterrupt
+                return
+            self._first_s = time.monotonic()
             self.signal = signum
             self.event.set()
         signal.signal(signal.SIGINT, handler)

@@ -76,7 +76,7 @@ def train_model(cache: Path, args) -> Path:
            "--set", f"data.data_path={data / 'ddad.json'}", "--set", f"training.height={args.height}",
            "--set", f"training.width={args.width}", "--set", f"training.max_steps={args.train_steps}",
            "--set", "training.num_epochs=1000", "--set", "training.num_workers=0"]
-    for kv in DEMO_SETS:
+    for kv in (*DEMO_SETS, *args.set):
         cmd += ["--set", kv]
     if args.gt_depth_coeff > 0:
         # Beyond the paper: LIDAR supervision on top of the self-supervised losses, so that a few CPU
@@ -275,6 +275,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--gt-depth-coeff", type=float, default=0.5,
                     help="weight of the LIDAR depth loss added to the self-supervised losses when the demo trains "
                          "its model (beyond the paper; 0 = purely self-supervised; default 0.5)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra training config override (repeatable), after the demo's own: "
+                         + ", ".join(DEMO_SETS))
     ap.add_argument("--train-scenes", type=int, default=3)
     ap.add_argument("--train-frames", type=int, default=40)
     ap.add_argument("--frames", type=int, default=20, help="frames of the demo drive (10 Hz)")

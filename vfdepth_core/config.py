@@ -93,9 +93,8 @@ class ModelConfig:
     mask_resize: str = "area"
 
 
-# The datasets' camera sets, named once here (config names: the dataset's sensor names lower-cased), in the
-# paper's neighbour-ring order: front, front-left, front-right, back-left, back-right, back. The synthetic
-# world's rigs use the same names (vfdepth_core.datasets.synthetic.rigs).
+# The datasets' camera sets, named once here (the sensor names lower-cased; the synthetic rigs use them too),
+# in the paper's neighbour-ring order: front, front-left, front-right, back-left, back-right, back.
 DDAD_CAMERAS: Tuple[str, ...] = ("camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09")
 NUSCENES_CAMERAS: Tuple[str, ...] = ("cam_front", "cam_front_left", "cam_front_right", "cam_back_left",
                                      "cam_back_right", "cam_back")

@@ -17,10 +17,9 @@ LIDAR projected into each camera at network resolution: points go to the world w
 into the camera with the inverse of that image's own pose (exact even though camera and LIDAR fire at
 slightly different times). Config camera names (``camera_01``) are the upper-cased sensor names.
 
-Vehicle pose: a datum's ``T_world_ego`` is its pose times the inverse of its sensor's extrinsic (dgp's
-convention). A frame's ``T_world_ego`` is the first camera's, at the frame's image stamp; the LIDAR sweep,
-stamped a few ms later, has its own (:meth:`DDADScene.T_world_ego_lidar`; 4-5 cm ahead in the sample). :func:`read_scene` is the one DDAD reader: the training dataset and
-the bag converter (``vfdepth_ros.bag.convert``) both build on it.
+Vehicle pose (dgp's convention: a datum's pose times its sensor's extrinsic^-1): a frame's ``T_world_ego``
+is the first camera's, at the image stamp; the LIDAR sweep, a few ms later, has its own. :func:`read_scene`
+is the one DDAD reader: the training dataset and the bag converter (``vfdepth_ros.bag.convert``) use it.
 
 Timestamps: ``stamp_ns`` is ``id.timestamp`` in ns when it fits in int64; DGP's unit-test scene writes
 timestamps 10x too large (year 2464), and then the file name (17 digits, units of 100 ns) is used.
@@ -140,13 +139,11 @@ def read_calibration(path: str | Path, cameras: Sequence[str]) -> Tuple[np.ndarr
 @dataclass
 class DDADSample:
     """One sample of a DGP scene as its JSON says (nothing else read): per camera, in rig order, the image
-    file, its size from the datum (None when not given), stamp and world-from-camera pose; the LIDAR sweep
-    (file, stamp, world-from-LIDAR pose) when the sample has one."""
+    file, stamp and world-from-camera pose; the LIDAR sweep (file, stamp, world-from-LIDAR pose) if any."""
 
     index: int
     calibration_key: str
     image_paths: List[str]
-    image_hw: List[Optional[Tuple[int, int]]]
     stamp_ns: List[int]
     T_world_cam: List[np.ndarray]
     lidar_path: Optional[str] = None
@@ -226,8 +223,6 @@ def _read_scene(scene_json: Path, cameras: List[str], lidar_name: str) -> DDADSc
         sample = DDADSample(
             index=si, calibration_key=s["calibration_key"],
             image_paths=[str(scene_dir / im["filename"]) for im in images],
-            image_hw=[(int(im["height"]), int(im["width"])) if "height" in im and "width" in im else None
-                      for im in images],
             stamp_ns=[datum_stamp_ns(by_name[c], im["filename"]) for c, im in zip(cameras, images)],
             T_world_cam=[_datum_pose(im) for im in images])
         lid = by_name.get(lidar_name)

@@ -139,15 +139,13 @@ def ddad_recording(ddad_json: str | Path, split: str = "val", scene: int = 0, ca
 def _ddad_events(sc: DDADScene, lidar: bool, description: str) -> Recording:
     """A DDADScene -> Recording: per sample each camera's image and the vehicle pose at the image stamp,
     and with `lidar` the sweep and the vehicle pose at its stamp."""
+    from vfdepth_core.datasets.common import peek_image
     from vfdepth_core.datasets.ddad import read_lidar_npz
 
     first = sc.samples[0]
     K, T_ego_cam = sc.calibration(first)
-    specs = []
-    for i, cam in enumerate(sc.cameras):
-        if first.image_hw[i] is None:
-            raise BagError(f"{sc.path}: the image datum of {cam} has no height/width")
-        specs.append(CameraSpec(cam.lower(), K[i], *first.image_hw[i], T_ego_cam[i]))
+    specs = [CameraSpec(cam.lower(), K[i], *peek_image(first.image_paths[i]), T_ego_cam[i])  # the loader's size too
+             for i, cam in enumerate(sc.cameras)]
     events: List[Event] = []
     for s in sc.samples:
         for ci, path in enumerate(s.image_paths):

@@ -69,7 +69,7 @@ def run_node(args, domain_id):
     from vfdepth_ros import conversions as cv
     from vfdepth_ros import graph as G
     from vfdepth_ros.launcher import Launcher
-    from vfdepth_ros.params import DDAD_CAMERAS as CAMS
+    from vfdepth_core.config import DDAD_CAMERAS as CAMS
 
     graph = G.surround_graph(camera_set="synthetic", model_config=str(Path(args.config).resolve()),
                              overrides={"device": args.device, "amp": args.amp, "publish_points": True,

@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vfdepth_core import geometry as geo  # noqa: E402
+from vfdepth_core.config import DDAD_CAMERAS  # noqa: E402
 
-CAMERAS = ["camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09"]
+CAMERAS = list(DDAD_CAMERAS)
 SMALL = {"height": 192, "width": 320, "voxel_size": [50, 50, 10], "voxel_unit_size": [2.0, 2.0, 3.0],
          "voxel_str_p": [-50.0, -50.0, -15.0], "proj_d_bins": 25}
 

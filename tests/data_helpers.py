@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-DDAD_CAMS = ["camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09"]
-NUSC_CAMS = ["cam_front", "cam_front_left", "cam_front_right", "cam_back_left", "cam_back_right", "cam_back"]
+from vfdepth_core.config import DDAD_CAMERAS, NUSCENES_CAMERAS
+
+DDAD_CAMS = list(DDAD_CAMERAS)
+NUSC_CAMS = list(NUSCENES_CAMERAS)
 
 
 @functools.lru_cache(maxsize=None)

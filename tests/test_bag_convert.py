@@ -7,10 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from bag_helpers import decode_all, read_all
-from vfdepth_core.geometry import resize_intrinsics
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag import convert
 from vfdepth_ros.bag.info import summarize
@@ -18,14 +16,13 @@ from vfdepth_ros.bag.info import summarize
 DDAD_CAMS = [c.lower() for c in convert.DDAD_CAMERAS]
 
 
-def _ddad_scene(ddad_sample: Path):
+def _ddad_scene(ddad_sample: Path) -> list:
+    """The val scene's samples as {sensor name: datum}, read from the JSON by hand."""
     meta = json.loads((ddad_sample / "ddad.json").read_text())
     scene_json = ddad_sample / meta["scene_splits"]["1"]["filenames"][0]
     scene = json.loads(scene_json.read_text())
-    calib = json.loads((scene_json.parent / "calibration" / f"{scene['samples'][0]['calibration_key']}.json").read_text())
     data = {d["key"]: d for d in scene["data"]}
-    samples = [{data[k]["id"]["name"]: data[k] for k in s["datum_keys"]} for s in scene["samples"]]
-    return scene_json, calib, samples
+    return [{data[k]["id"]["name"]: data[k] for k in s["datum_keys"]} for s in scene["samples"]]
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +51,11 @@ def test_ddad_bag_topics_types_counts(ddad_bag):
     assert latched == {"/tf_static"}
 
 
-def test_ddad_bag_stamps_intrinsics_tf(ddad_bag, ddad_sample):
+def test_ddad_bag_stamps_frames_and_lidar(ddad_bag, ddad_sample):
     from vfdepth_core.datasets.ddad import DDADDataset
 
     out, _ = ddad_bag
-    scene_json, calib, samples = _ddad_scene(ddad_sample)
+    samples = _ddad_scene(ddad_sample)
     ds = DDADDataset(ddad_sample / "ddad.json", "val", DDAD_CAMS, 200, 320, frame_ids=(0,))
     loader_stamps = [[int(v) for v in ds[i]["stamp_ns"][0]] for i in range(len(ds))]
     msgs = read_all(out)
@@ -69,33 +66,16 @@ def test_ddad_bag_stamps_intrinsics_tf(ddad_bag, ddad_sample):
         assert [t for t, _ in msgs[f"{cam}/image_raw"]] == [s[n] for s in loader_stamps]
         assert all(m.encoding == "rgb8" and (m.height, m.width) == (200, 320) for m in imgs)
         assert all(m.header.frame_id == f"{cam}_optical_frame" for m in imgs)
-        # intrinsics: the calibration's, scaled to the written image size
-        i = calib["names"].index(cam.upper())
-        ci = calib["intrinsics"][i]
-        K0 = torch.tensor([[ci["fx"], 0, ci["cx"]], [0, ci["fy"], ci["cy"]], [0, 0, 1]], dtype=torch.float64)
-        K = resize_intrinsics(K0, (1216, 1936), (200, 320)).numpy()
-        infos = decode_all(out, f"{cam}/camera_info")
-        assert all(np.allclose(np.asarray(m.k).reshape(3, 3), K) and (m.height, m.width) == (200, 320) for m in infos)
-        assert np.allclose(np.asarray(infos[0].p).reshape(3, 4)[:, :3], K)
-    # /tf_static: base_link -> camera = the calibration's vehicle-from-camera
+        assert all((m.height, m.width) == (200, 320) for m in decode_all(out, f"{cam}/camera_info"))
+    # camera_info K, /tf_static and gt/odom values: test_ddad_bag_ground_truth_equals_training_sample
     (tf_static,) = decode_all(out, "/tf_static")
-    by_child = {ts.child_frame_id: ts for ts in tf_static.transforms}
-    assert set(by_child) == {f"{c}_optical_frame" for c in DDAD_CAMS} | {"lidar"}
-    for cam in DDAD_CAMS:
-        ts = by_child[f"{cam}_optical_frame"]
-        assert ts.header.frame_id == "base_link"
-        expected = convert._dgp_pose(calib["extrinsics"][calib["names"].index(cam.upper())])
-        assert np.allclose(C.transform_to_matrix(ts.transform), expected, atol=1e-9)
-    # gt/odom: first = identity; at image stamps T_odom_base = T_world_ego0^-1 T_world_ego
+    assert {ts.child_frame_id for ts in tf_static.transforms} == {f"{c}_optical_frame" for c in DDAD_CAMS} | {"lidar"}
+    assert all(ts.header.frame_id == "base_link" for ts in tf_static.transforms)
+    # gt/odom: first = identity, odom -> base_link
     odoms = decode_all(out, "gt/odom")
     assert np.allclose(C.transform_to_matrix(odoms[0].pose.pose), np.eye(4), atol=1e-9)
     assert all(m.header.frame_id == "odom" and m.child_frame_id == "base_link" for m in odoms)
-    E01 = convert._dgp_pose(calib["extrinsics"][calib["names"].index("CAMERA_01")])
-    T_we = [convert._dgp_pose(s["CAMERA_01"]["datum"]["image"]["pose"]) @ np.linalg.inv(E01) for s in samples]
-    by_stamp = {C.stamp_to_ns(m.header.stamp): C.transform_to_matrix(m.pose.pose) for m in odoms}
-    for k, s in enumerate(loader_stamps):
-        assert np.allclose(by_stamp[s[0]], np.linalg.inv(T_we[0]) @ T_we[k], atol=1e-6)
-    moved = np.linalg.norm(by_stamp[loader_stamps[-1][0]][:3, 3])
+    moved = np.linalg.norm(C.transform_to_matrix(odoms[-1].pose.pose)[:3, 3])
     assert 1.0 < moved < 10.0  # the sample moves about 1.27 m per sample
     tfs = decode_all(out, "/tf")
     assert all(m.transforms[0].header.frame_id == "odom" and m.transforms[0].child_frame_id == "base_link" for m in tfs)
@@ -113,7 +93,7 @@ def test_ddad_compressed_keeps_jpeg_bytes_and_sqlite3(ddad_sample, tmp_path):
     convert.write_recording(rec, out, storage="sqlite3", compressed=True, progress=False)
     assert (out / "metadata.yaml").is_file() and list(out.glob("*.db3"))
     msgs = decode_all(out, "camera_01/image_raw/compressed")
-    _, _, samples = _ddad_scene(ddad_sample)
+    samples = _ddad_scene(ddad_sample)
     files = [ddad_sample / "000000" / s["CAMERA_01"]["datum"]["image"]["filename"] for s in samples]
     assert [bytes(np.asarray(m.data, np.uint8)) for m in msgs] == [f.read_bytes() for f in files]
     assert all(m.format == "jpeg" for m in msgs)
@@ -174,3 +154,76 @@ def test_synthetic_drive_to_bag_raw_images(nusc_drive, tmp_path):
         assert np.array_equal(C.image_to_array(m), fr.images[5])
     pts = C.pointcloud_to_array(decode_all(out, "lidar/points")[0])
     assert np.allclose(pts, drive.frames[0].lidar)
+
+
+# ------------------------------------------------------------------ the bag's ground truth is the training sample's
+def _bag_vs_samples(bag: Path, ds, cams, rel: float = 0.0) -> dict:
+    """Compare a converted bag with the training samples (frame 0) of the same drive: camera_info K,
+    /tf_static extrinsics, gt/odom at the image stamps (relative to sample 0, the bag being relative to its
+    first pose), and LIDAR depth projected from the bag alone (points, /tf_static, gt/odom) with the
+    loader's 'nearest' rule. Returns per camera the worst over samples of (valid in both / valid in either,
+    share of those within 1 mm + `rel` x depth)."""
+    from vfdepth_ros.bag.evaluate import lidar_depth_image, read_ground_truth
+
+    gt = read_ground_truth(bag)
+    odom = dict(zip(gt.odom_stamps.tolist(), gt.odom_T))
+    samples = [ds[i] for i in range(len(ds))]
+    H, W = ds.hw
+    t0 = int(samples[0]["stamp_ns"][0, 0])
+    for s in samples:
+        t = int(s["stamp_ns"][0, 0])
+        assert t in odom, "the bag has a vehicle pose at each image stamp"
+        bag_motion = np.linalg.inv(odom[t0]) @ odom[t]
+        T_we = s["T_world_ego"].numpy()
+        T_we0 = samples[0]["T_world_ego"][0].numpy()
+        assert np.allclose(bag_motion, np.linalg.inv(T_we0) @ T_we[0], atol=1e-6)
+    result = {}
+    for n, cam in enumerate(cams):
+        K, h, w, frame = gt.camera_info[cam]
+        assert (h, w) == (H, W) and np.allclose(K, samples[0]["K"][n].double().numpy(), atol=1e-4)
+        assert np.allclose(gt.T_base_frame[frame], samples[0]["T_ego_cam"][n].double().numpy(), atol=1e-6)
+        valid, close = [], []
+        for s in samples:
+            d_bag = lidar_depth_image(gt, frame, int(s["stamp_ns"][0, n]), K, H, W, max_dt_ns=50_000_000)
+            d_ds = s["depth_gt"][n, 0].numpy()
+            both = (d_bag > 0) & (d_ds > 0)
+            valid.append(both.sum() / ((d_bag > 0) | (d_ds > 0)).sum())
+            close.append(np.mean(np.abs(d_bag[both] - d_ds[both]) < 1e-3 + rel * d_ds[both]))
+        result[cam] = (min(valid), min(close))
+    return result
+
+
+def test_ddad_bag_ground_truth_equals_training_sample(ddad_bag, ddad_sample, tmp_path):
+    """The DDAD sample through the converter and through the training loader: one reader, one truth.
+    The vehicle pose of a frame is the first camera's (pose x extrinsic^-1 at the image stamp, dgp's
+    convention); the LIDAR's own pose, a few ms later, is 4-5 cm away (the loader used it before)."""
+    from vfdepth_core.datasets.ddad import DDADDataset
+
+    bag, _ = ddad_bag  # resized to 320 x 200
+    H, W = 200, 320
+    ds = DDADDataset(ddad_sample / "ddad.json", "val", DDAD_CAMS, H, W, frame_ids=(0,), with_depth=True,
+                     gt_cache=str(tmp_path / "gt"), gt_projection="nearest")
+    assert _bag_vs_samples(bag, ds, DDAD_CAMS[:1]) == {"camera_01": (1.0, 1.0)}
+    # The other cameras nearly: their DDAD poses sit 0.5-1 cm off the rig made of the front camera's pose and
+    # the extrinsics (the loader projects with each camera's own pose, a bag carries one vehicle pose per
+    # stamp), which moves some points to the next pixel (86-91 % of pixels valid in both, 97-99 % of those
+    # within 1 %).
+    for cam, (valid, close) in _bag_vs_samples(bag, ds, DDAD_CAMS, rel=0.01).items():
+        assert valid > 0.8 and close > 0.95, (cam, valid, close)
+
+
+def test_nuscenes_bag_ground_truth_equals_training_sample(nusc_drive, tmp_path):
+    """A generated nuScenes-layout dataroot through the converter and the training loader."""
+    from vfdepth_core.datasets.nuscenes import NuScenesDataset
+
+    drive, root = nusc_drive
+    bag = tmp_path / "nusc.mcap"
+    convert.write_recording(convert.nuscenes_recording(root, "v1.0-mini", "scene-0000"), bag, progress=False)
+    split = tmp_path / "split.txt"
+    split.write_text("scene-0000\n")
+    cams = [c.lower() for c in convert.NUSC_CAMERAS]
+    ds = NuScenesDataset(root, "v1.0-mini", "val", cams, *drive.hw, frame_ids=(0,), with_depth=True,
+                         gt_cache=str(tmp_path / "gt"), split_file=str(split), gt_projection="nearest")
+    assert len(ds) == 2  # key frames 0 and 2
+    res = _bag_vs_samples(bag, ds, cams)
+    assert all(r == (1.0, 1.0) for r in res.values()), res

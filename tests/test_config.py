@@ -247,3 +247,20 @@ def test_bad_overrides_are_named(override, fragment):
     with pytest.raises(ConfigError) as exc:
         load_config(overrides=[override])
     assert fragment in one_line(exc)
+
+
+def _camera_lists(node) -> list:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "cameras"] + [c for v in node.values() for c in _camera_lists(v)]
+    return [c for v in node for c in _camera_lists(v)] if isinstance(node, list) else []
+
+
+def test_shipped_yaml_files_list_the_core_camera_sets():
+    """Node parameter files and training configs (YAML cannot import) spell a camera set of vfdepth_core.config."""
+    from vfdepth_core.config import DDAD_CAMERAS, NUSCENES_CAMERAS
+
+    root = Path(__file__).resolve().parent.parent
+    files = sorted((root / "config").glob("*.yaml")) + sorted((root / "training" / "configs").rglob("*.yaml"))
+    lists = [(f.name, tuple(c.lower() for c in cams)) for f in files for cams in _camera_lists(yaml.safe_load(f.read_text()))]
+    assert len(lists) >= 12
+    assert all(cams in (DDAD_CAMERAS, NUSCENES_CAMERAS) for _, cams in lists), lists

@@ -73,8 +73,10 @@ def test_extrinsics_and_world_poses_consistent(ddad_sample, val_ds):
             p = by_name[cam.upper()]["datum"]["image"]["pose"]
             T_world_cam = quat_pose_to_matrix(p["rotation"], p["translation"])
             pred = s["T_world_ego"][0].numpy() @ s["T_ego_cam"][n].double().numpy()
-            assert np.linalg.norm(pred[:3, 3] - T_world_cam[:3, 3]) < 0.08  # cameras fire ~90 ms before the LIDAR
-            assert np.allclose(pred[:3, :3], T_world_cam[:3, :3], atol=2e-3)
+            # the vehicle pose is the first camera's pose x its extrinsic^-1 (dgp's convention), at the image
+            # stamp; the other cameras' poses sit within 1 cm of that rig (the LIDAR's pose is 4-5 cm away)
+            assert np.linalg.norm(pred[:3, 3] - T_world_cam[:3, 3]) < (1e-6 if n == 0 else 0.015)
+            assert np.allclose(pred[:3, :3], T_world_cam[:3, :3], atol=1e-6 if n == 0 else 1e-3)
 
 
 def test_projected_lidar_depth_plausible(ddad_sample, tmp_path):

@@ -34,7 +34,9 @@ from typing import List, Optional
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-CAMS = ["camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09"]
+from vfdepth_core.config import DDAD_CAMERAS  # noqa: E402
+
+CAMS = list(DDAD_CAMERAS)
 
 # What the demo trains with on top of the CPU config (beyond the paper, see training/README.md):
 # the LIDAR depth loss (--gt-depth-coeff) and these.

@@ -38,8 +38,10 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from vfdepth_core.config import DDAD_CAMERAS  # noqa: E402
+
 TINY_CONFIG = ROOT / "training" / "configs" / "synthetic" / "synthetic_tiny.yaml"
-CAMERAS = ("camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09")
+CAMERAS = DDAD_CAMERAS
 YAWS_DEG = (0.0, 60.0, -60.0, 120.0, -120.0, 180.0)
 IMG_HW = (96, 144)
 NET_HW = (64, 96)

@@ -93,6 +93,13 @@ class ModelConfig:
     mask_resize: str = "area"
 
 
+# The datasets' camera sets, named once here (the sensor names lower-cased; the synthetic rigs use them too),
+# in the paper's neighbour-ring order: front, front-left, front-right, back-left, back-right, back.
+DDAD_CAMERAS: Tuple[str, ...] = ("camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09")
+NUSCENES_CAMERAS: Tuple[str, ...] = ("cam_front", "cam_front_left", "cam_front_right", "cam_back_left",
+                                     "cam_back_right", "cam_back")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     data_path: str = "./input_data/DDAD/ddad_train_val/ddad.json"
@@ -101,7 +108,7 @@ class DataConfig:
     back_context: int = 1
     forward_context: int = 1
     depth_type: str = "lidar"
-    cameras: Tuple[str, ...] = ("camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09")
+    cameras: Tuple[str, ...] = DDAD_CAMERAS
     train_requirements: Tuple[str, ...] = ("gt_pose", "mask")
     val_requirements: Tuple[str, ...] = ("gt_pose", "gt_depth", "mask")
     # Beyond the paper: dataset facts that the paper hard-codes.
@@ -518,6 +525,7 @@ def camera_neighbors(data: DataConfig) -> Tuple[Tuple[int, ...], ...]:
 __all__ = [
     "Config",
     "ConfigError",
+    "DDAD_CAMERAS",
     "DDPConfig",
     "DataConfig",
     "EvalConfig",
@@ -525,6 +533,7 @@ __all__ = [
     "LoggingConfig",
     "LossConfig",
     "ModelConfig",
+    "NUSCENES_CAMERAS",
     "TrainingConfig",
     "camera_neighbors",
     "config_from_dict",

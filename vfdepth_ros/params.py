@@ -18,11 +18,9 @@ import numpy as np
 import torch
 
 from vfdepth_core import geometry
+from vfdepth_core.config import DDAD_CAMERAS, NUSCENES_CAMERAS
 
 logger = logging.getLogger(__name__)
-
-DDAD_CAMERAS = ("camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09")
-NUSCENES_CAMERAS = ("cam_front", "cam_front_left", "cam_front_right", "cam_back_left", "cam_back_right", "cam_back")
 
 # OpenCV optical axes (x right, y down, z forward) expressed in a ROS body frame (x forward, y left,
 # z up): the rotation T_body_optical used by every camera mounted with roll = pitch = yaw = 0.

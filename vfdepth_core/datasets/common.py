@@ -514,6 +514,17 @@ class SurroundDataset(torch.utils.data.Dataset):
         """A quick check of a LIDAR file (subclasses may avoid reading it all); DatasetError when broken."""
         self._read_lidar_file(path)
 
+    def _lidar_in_cam(self, path: str, T_cam_lidar: Callable[[int], np.ndarray]) -> Callable[[int], np.ndarray]:
+        """A SampleRef's ``lidar_in_cam``: the LIDAR file's points (P, 3) in camera n's frame, the file read
+        once for all cameras."""
+        def lidar_in_cam(n: int) -> np.ndarray:
+            last = getattr(self, "_lidar_last", None)
+            if last is None or last[0] != path:
+                last = self._lidar_last = (path, self._read_lidar_file(path)[:, :3])
+            return transform_np(T_cam_lidar(n), last[1])
+
+        return lidar_in_cam
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _mask(self, scene: str, camera: str) -> torch.Tensor:

@@ -17,6 +17,10 @@ LIDAR projected into each camera at network resolution: points go to the world w
 into the camera with the inverse of that image's own pose (exact even though camera and LIDAR fire at
 slightly different times). Config camera names (``camera_01``) are the upper-cased sensor names.
 
+Vehicle pose (dgp's convention: a datum's pose times its sensor's extrinsic^-1): a frame's ``T_world_ego``
+is the first camera's, at the image stamp; the LIDAR sweep, a few ms later, has its own. :func:`read_scene`
+is the one DDAD reader: the training dataset and the bag converter (``vfdepth_ros.bag.convert``) use it.
+
 Timestamps: ``stamp_ns`` is ``id.timestamp`` in ns when it fits in int64; DGP's unit-test scene writes
 timestamps 10x too large (year 2464), and then the file name (17 digits, units of 100 ns) is used.
 """
@@ -26,13 +30,14 @@ from __future__ import annotations
 import logging
 import os
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from vfdepth_core.datasets.common import (DatasetError, FrameRef, SampleRef, SurroundDataset, invert_np,
-                                          quat_pose_to_matrix, read_json, transform_np)
+                                          quat_pose_to_matrix, read_json)
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +136,105 @@ def read_calibration(path: str | Path, cameras: Sequence[str]) -> Tuple[np.ndarr
     return K, np.stack([T_all[cam] for cam in cameras]), T_all
 
 
+@dataclass
+class DDADSample:
+    """One sample of a DGP scene as its JSON says (nothing else read): per camera, in rig order, the image
+    file, stamp and world-from-camera pose; the LIDAR sweep (file, stamp, world-from-LIDAR pose) if any."""
+
+    index: int
+    calibration_key: str
+    image_paths: List[str]
+    stamp_ns: List[int]
+    T_world_cam: List[np.ndarray]
+    lidar_path: Optional[str] = None
+    lidar_stamp_ns: Optional[int] = None
+    T_world_lidar: Optional[np.ndarray] = None
+
+
+@dataclass
+class DDADScene:
+    """One DGP scene read by :func:`read_scene`: its samples in time order and their calibrations
+    (key -> K (N, 3, 3), T_ego_cam (N, 4, 4), T_ego_sensor of every sensor). A datum's vehicle pose is its
+    pose times its sensor's extrinsic^-1 (dgp's convention)."""
+
+    path: Path
+    cameras: List[str]
+    lidar_name: str
+    samples: List[DDADSample]
+    calibrations: Dict[str, Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray]]]
+
+    def calibration(self, sample: DDADSample) -> Tuple[np.ndarray, np.ndarray]:
+        """K (N, 3, 3) and T_ego_cam (N, 4, 4) of the sample's cameras."""
+        K, T_ego_cam, _ = self.calibrations[sample.calibration_key]
+        return K, T_ego_cam
+
+    def T_world_ego(self, sample: DDADSample) -> np.ndarray:
+        """The vehicle pose at the sample's image stamp, from the first camera's pose and extrinsic."""
+        return sample.T_world_cam[0] @ invert_np(self.calibration(sample)[1][0])
+
+    def T_world_ego_lidar(self, sample: DDADSample) -> np.ndarray:
+        """The vehicle pose at the sample's LIDAR stamp (the LIDAR's pose and extrinsic)."""
+        return sample.T_world_lidar @ invert_np(self.T_ego_lidar(sample))
+
+    def T_ego_lidar(self, sample: DDADSample) -> np.ndarray:
+        """The LIDAR's extrinsic (identity when the calibration does not name it)."""
+        return self.calibrations[sample.calibration_key][2].get(self.lidar_name, np.eye(4))
+
+
+def _datum_pose(datum: dict) -> np.ndarray:
+    return quat_pose_to_matrix(datum["pose"]["rotation"], datum["pose"]["translation"])
+
+
+def read_scene(scene_json: str | Path, cameras: Sequence[str], lidar_name: str = "LIDAR") -> DDADScene:
+    """A DGP scene JSON -> :class:`DDADScene` of `cameras` (sensor names, any case); every calibration
+    and camera folder is checked; DatasetError naming the file when something is missing or malformed."""
+    scene_json = Path(scene_json)
+    try:
+        return _read_scene(scene_json, [c.upper() for c in cameras], lidar_name)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{scene_json}: malformed DGP scene JSON ({type(exc).__name__}: {exc})") from None
+
+
+def _read_scene(scene_json: Path, cameras: List[str], lidar_name: str) -> DDADScene:
+    scene = read_json(scene_json, "scene JSON")
+    scene_dir = scene_json.parent
+    for key in ("samples", "data"):
+        if key not in scene:
+            raise DatasetError(f"{scene_json}: no '{key}' list (is this a DGP scene JSON?)")
+    data = {d["key"]: d for d in scene["data"]}
+    calibrations = {key: read_calibration(scene_dir / "calibration" / f"{key}.json", cameras)
+                    for key in dict.fromkeys(s.get("calibration_key", "") for s in scene["samples"])}
+    for cam in cameras:
+        if not (scene_dir / "rgb" / cam).is_dir():
+            raise DatasetError(f"{scene_dir}: camera folder rgb/{cam} missing (fix data.cameras or the data)")
+    samples = []
+    for si, s in enumerate(scene["samples"]):
+        by_name = {}
+        for k in s.get("datum_keys", []):
+            if k not in data:
+                raise DatasetError(f"{scene_json}: sample {si} refers to datum key {k} absent from 'data'")
+            by_name[data[k]["id"]["name"].upper()] = data[k]
+        missing = [c for c in cameras if c not in by_name or "image" not in by_name[c]["datum"]]
+        if missing:
+            raise DatasetError(f"{scene_json}: sample {si} has no image datum for camera(s) {missing}")
+        images = [by_name[c]["datum"]["image"] for c in cameras]
+        sample = DDADSample(
+            index=si, calibration_key=s["calibration_key"],
+            image_paths=[str(scene_dir / im["filename"]) for im in images],
+            stamp_ns=[datum_stamp_ns(by_name[c], im["filename"]) for c, im in zip(cameras, images)],
+            T_world_cam=[_datum_pose(im) for im in images])
+        lid = by_name.get(lidar_name)
+        if lid is not None and "point_cloud" in lid["datum"]:
+            pc = lid["datum"]["point_cloud"]
+            sample.lidar_path = str(scene_dir / pc["filename"])
+            sample.lidar_stamp_ns = datum_stamp_ns(lid, pc["filename"])
+            sample.T_world_lidar = _datum_pose(pc)
+        samples.append(sample)
+    return DDADScene(scene_json, cameras, lidar_name, samples, calibrations)
+
+
 class DDADDataset(SurroundDataset):
     """Surround-view samples from a DGP dataset file (see the module docstring for the format).
 
@@ -158,13 +262,7 @@ class DDADDataset(SurroundDataset):
         self.cache_settings = f"ddad|{self.data_path.name}|{lidar_name}"
         files = read_scene_files(self.data_path, split)
         for f in files:
-            try:
-                self._add_scene(self.data_root / f)
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-                if isinstance(exc, DatasetError):
-                    raise
-                raise DatasetError(f"{self.data_root / f}: malformed DGP scene or calibration JSON "
-                                   f"({type(exc).__name__}: {exc})") from None
+            self._add_scene(self.data_root / f)
         if not self.refs:
             logger.warning("%s: split %s has no sample with frames %s", self.data_path, split, self.frame_ids)
         logger.info("DDAD %s: %d samples from %d scenes", split, len(self.refs), len(files))
@@ -184,95 +282,20 @@ class DDADDataset(SurroundDataset):
         if "data.npy" not in names:
             raise DatasetError(f"{path}: no key 'data' in LIDAR .npz (keys: {[n[:-4] for n in names]})")
 
-    def _lidar_points(self, path: str) -> np.ndarray:
-        """XYZ (P, 3) of a LIDAR file, remembering the last one (read once for the six cameras)."""
-        last = getattr(self, "_lidar_last", None)
-        if last is None or last[0] != path:
-            last = (path, read_lidar_npz(path)[:, :3])
-            self._lidar_last = last
-        return last[1]
-
     def _add_scene(self, scene_json: Path) -> None:
-        scene = read_json(scene_json, "scene JSON")
-        scene_dir = scene_json.parent
-        scene_name = scene_dir.name
-        for key in ("samples", "data"):
-            if key not in scene:
-                raise DatasetError(f"{scene_json}: no '{key}' list (is this a DGP scene JSON?)")
-        data = {d["key"]: d for d in scene["data"]}
-        calib_cache: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
-
-        def calibration(key: str) -> Tuple[np.ndarray, np.ndarray]:
-            if key not in calib_cache:
-                K, T, _ = read_calibration(scene_dir / "calibration" / f"{key}.json", self.cameras)
-                calib_cache[key] = (K, T)
-            return calib_cache[key]
-
-
-        for key in dict.fromkeys(s.get("calibration_key", "") for s in scene["samples"]):
-            calibration(key)  # unknown camera names fail here, naming the calibration file
-        for cam in self.cameras:
-            if not (scene_dir / "rgb" / cam).is_dir():
-                raise DatasetError(f"{scene_dir}: camera folder rgb/{cam} missing (fix data.cameras or the data)")
-
-        # Per sample: its camera datums and LIDAR datum, in the scene's time order.
-        entries = []
-        for si, s in enumerate(scene["samples"]):
-            by_name = {}
-            for k in s.get("datum_keys", []):
-                if k not in data:
-                    raise DatasetError(f"{scene_json}: sample {si} refers to datum key {k} absent from 'data'")
-                by_name[data[k]["id"]["name"].upper()] = data[k]
-            missing = [c for c in self.cameras if c not in by_name or "image" not in by_name[c]["datum"]]
-            if missing:
-                raise DatasetError(f"{scene_json}: sample {si} has no image datum for camera(s) {missing}")
-            entries.append((si, s, by_name))
-
-        def frame(entry) -> FrameRef:
-            _, s, by_name = entry
-            paths, stamps = [], []
-            for cam in self.cameras:
-                im = by_name[cam]["datum"]["image"]
-                paths.append(str(scene_dir / im["filename"]))
-                stamps.append(datum_stamp_ns(by_name[cam], im["filename"]))
-            lid = by_name.get(self.lidar_name)
-            if lid is not None and "point_cloud" in lid["datum"]:
-                pc = lid["datum"]["point_cloud"]
-                T_world_ego = quat_pose_to_matrix(pc["pose"]["rotation"], pc["pose"]["translation"])
-            else:  # no LIDAR: vehicle pose from the first camera's pose and extrinsic
-                K, T_ego_cam = calibration(s["calibration_key"])
-                im = by_name[self.cameras[0]]["datum"]["image"]
-                T_world_cam = quat_pose_to_matrix(im["pose"]["rotation"], im["pose"]["translation"])
-                T_world_ego = T_world_cam @ invert_np(T_ego_cam[0])
-            return FrameRef(paths, stamps, T_world_ego)
-
+        scene = read_scene(scene_json, self.cameras, self.lidar_name)
+        frames = [FrameRef(s.image_paths, s.stamp_ns, scene.T_world_ego(s)) for s in scene.samples]
         need = [f for f in {*self.frame_ids, *self.require_frames} if f != 0]
-        for pos, entry in enumerate(entries):
-            if any(not 0 <= pos + f < len(entries) for f in need):
+        for pos, s in enumerate(scene.samples):
+            if any(not 0 <= pos + f < len(frames) for f in need):
                 continue
-            si, s, by_name = entry
-            K, T_ego_cam = calibration(s["calibration_key"])
-            frames = {f: frame(entries[pos + f]) for f in self.frame_ids}
-            lid = by_name.get(self.lidar_name)
-            lidar_path, fn = None, None
-            if lid is not None and "point_cloud" in lid["datum"]:
-                pc = lid["datum"]["point_cloud"]
-                lidar_path = str(scene_dir / pc["filename"])
-                T_world_lidar = quat_pose_to_matrix(pc["pose"]["rotation"], pc["pose"]["translation"])
-                T_world_cams = [quat_pose_to_matrix(by_name[c]["datum"]["image"]["pose"]["rotation"],
-                                                    by_name[c]["datum"]["image"]["pose"]["translation"])
-                                for c in self.cameras]
-                fn = self._make_lidar_fn(lidar_path, T_world_lidar, T_world_cams)
-            self.refs.append(SampleRef(scene=scene_name, sample=f"{si:06d}", frames=frames, K=K, T_ego_cam=T_ego_cam,
-                                       lidar_in_cam=fn, lidar_path=lidar_path))
-
-    def _make_lidar_fn(self, path: str, T_world_lidar: np.ndarray, T_world_cams: List[np.ndarray]):
-        def lidar_in_cam(n: int) -> np.ndarray:
-            pts = self._lidar_points(path)
-            T_cam_lidar = invert_np(T_world_cams[n]) @ T_world_lidar
-            return transform_np(T_cam_lidar, pts)
-
-        return lidar_in_cam
+            K, T_ego_cam = scene.calibration(s)
+            fn = None
+            if s.lidar_path is not None:  # world with the LIDAR's pose, into each camera with that image's own
+                fn = self._lidar_in_cam(s.lidar_path, lambda n, s=s: invert_np(s.T_world_cam[n]) @ s.T_world_lidar)
+            self.refs.append(SampleRef(scene=scene_json.parent.name, sample=f"{s.index:06d}",
+                                       frames={f: frames[pos + f] for f in self.frame_ids}, K=K, T_ego_cam=T_ego_cam,
+                                       lidar_in_cam=fn, lidar_path=s.lidar_path))
 
 
 def ddad_from_config(cfg, split: str, frame_ids: Optional[Sequence[int]] = None, mask_path: Optional[str] = None,

@@ -24,12 +24,12 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from vfdepth_core.datasets.common import (DatasetError, FrameRef, SampleRef, SurroundDataset, invert_np,
-                                          transform_np)
+                                          quat_pose_to_matrix)
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,6 @@ _TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibra
 
 
 def _pose(rec: dict) -> np.ndarray:
-    from vfdepth_core.datasets.common import quat_pose_to_matrix
-
     r, t = rec["rotation"], rec["translation"]
     return quat_pose_to_matrix({"qw": r[0], "qx": r[1], "qy": r[2], "qz": r[3]}, {"x": t[0], "y": t[1], "z": t[2]})
 
@@ -56,6 +54,46 @@ def read_pcd_bin(path: str) -> np.ndarray:
         raise DatasetError(f"LIDAR file truncated or not float32 x5: {path} ({size} bytes, not a multiple of "
                            f"{PCD_BIN_POINT_BYTES}); re-download it")
     return np.fromfile(path, dtype="<f4").reshape(-1, 5)[:, :4]
+
+
+def stamp_ns(record: dict) -> int:
+    """A sample_data's or ego_pose's stamp in ns (nuScenes stores microseconds)."""
+    return int(record["timestamp"]) * 1000
+
+
+def ego_pose(nusc, sd: dict) -> Tuple[int, np.ndarray]:
+    """The vehicle pose at a sample_data's stamp (its own ego_pose record): (stamp_ns, T_world_ego (4, 4))."""
+    ep = nusc.get("ego_pose", sd["ego_pose_token"])
+    return stamp_ns(ep), _pose(ep)
+
+
+def sensor_extrinsic(nusc, sd: dict) -> np.ndarray:
+    """T_ego_sensor (4, 4) of a sample_data's calibrated_sensor."""
+    return _pose(nusc.get("calibrated_sensor", sd["calibrated_sensor_token"]))
+
+
+def camera_intrinsic(nusc, sd: dict, channel: str, tables: Path) -> np.ndarray:
+    """K (3, 3) of a camera sample_data's calibrated_sensor; DatasetError naming the table when not 3x3."""
+    K = np.asarray(nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])["camera_intrinsic"], dtype=np.float64)
+    if K.shape != (3, 3):
+        raise DatasetError(f"{tables}/calibrated_sensor.json: {channel}'s camera_intrinsic is not 3x3 (shape {K.shape})")
+    return K
+
+
+def channel_chain(nusc, scene: dict, channel: str, sweeps: bool = True) -> Iterator[dict]:
+    """A channel's sample_data of a scene in time order, from its data of the first sample up to and
+    including its data of the last one (a camera of the last key frame may fire after that sample's
+    LIDAR time); only key frames unless `sweeps`."""
+    first = nusc.get("sample", scene["first_sample_token"])
+    last = nusc.get("sample", scene["last_sample_token"])
+    end_us = last["timestamp"]
+    if channel in last["data"]:
+        end_us = max(end_us, nusc.get("sample_data", last["data"][channel])["timestamp"])
+    sd = nusc.get("sample_data", first["data"][channel])
+    while sd is not None and sd["timestamp"] <= end_us:
+        if sweeps or sd["is_key_frame"]:
+            yield sd
+        sd = nusc.get("sample_data", sd["next"]) if sd["next"] else None
 
 
 _TOKEN = re.compile(r"[0-9a-f]{32,64}")  # nuScenes tokens: 32 hex digits
@@ -106,6 +144,7 @@ class NuScenesDataset(SurroundDataset):
                          color_jitter=color_jitter, mask_path=mask_path, gt_cache=gt_cache, skip_broken=skip_broken,
                          gt_projection=gt_projection)
         self.data_root = Path(dataroot)
+        self.tables = self.data_root / version
         self.cache_settings = f"nuscenes|{version}"
         self.cameras = [c.upper() for c in cameras]
         self.nusc = nusc if nusc is not None else open_nuscenes(dataroot, version)
@@ -214,38 +253,25 @@ class NuScenesDataset(SurroundDataset):
                     sds.append(cur)
                 if not ok:
                     break
-                frames[f] = FrameRef([str(self.data_root / s["filename"]) for s in sds],
-                                     [int(s["timestamp"]) * 1000 for s in sds],
-                                     _pose(nusc.get("ego_pose", sds[0]["ego_pose_token"])))
+                frames[f] = FrameRef([str(self.data_root / s["filename"]) for s in sds], [stamp_ns(s) for s in sds],
+                                     ego_pose(nusc, sds[0])[1])
             if not ok:
                 continue
-            cs = [nusc.get("calibrated_sensor", sd["calibrated_sensor_token"]) for sd in sd0]
-            K = np.stack([np.asarray(c["camera_intrinsic"], dtype=np.float64) for c in cs])
-            if K.shape[1:] != (3, 3):
-                raise DatasetError(f"calibrated_sensor of {self.cameras} lacks a 3x3 camera_intrinsic")
-            T_ego_cam = np.stack([_pose(c) for c in cs])
+            K = np.stack([camera_intrinsic(nusc, sd, c, self.tables) for c, sd in zip(self.cameras, sd0)])
+            T_ego_cam = np.stack([sensor_extrinsic(nusc, sd) for sd in sd0])
             lidar_path, fn = None, None
             if "LIDAR_TOP" in sample["data"]:
                 lsd = nusc.get("sample_data", sample["data"]["LIDAR_TOP"])
                 lidar_path = str(self.data_root / lsd["filename"])
-                T_ego_lidar = _pose(nusc.get("calibrated_sensor", lsd["calibrated_sensor_token"]))
-                T_world_egol = _pose(nusc.get("ego_pose", lsd["ego_pose_token"]))
-                T_world_egoc = [_pose(nusc.get("ego_pose", sd["ego_pose_token"])) for sd in sd0]
-                fn = self._make_lidar_fn(lidar_path, T_world_egol @ T_ego_lidar, T_world_egoc, T_ego_cam)
+                T_world_lidar = ego_pose(nusc, lsd)[1] @ sensor_extrinsic(nusc, lsd)
+                T_world_egoc = [ego_pose(nusc, sd)[1] for sd in sd0]
+
+                def T_cam_lidar(n: int, T_ec=T_ego_cam, T_wc=T_world_egoc, T_wl=T_world_lidar) -> np.ndarray:
+                    return invert_np(T_ec[n]) @ invert_np(T_wc[n]) @ T_wl  # via the vehicle at the camera's time
+
+                fn = self._lidar_in_cam(lidar_path, T_cam_lidar)
             self.refs.append(SampleRef(scene=scene["name"], sample=sample["token"], frames=frames, K=K,
                                        T_ego_cam=T_ego_cam, lidar_in_cam=fn, lidar_path=lidar_path))
-
-    def _make_lidar_fn(self, path: str, T_world_lidar: np.ndarray, T_world_egoc: List[np.ndarray],
-                       T_ego_cam: np.ndarray):
-        def lidar_in_cam(n: int) -> np.ndarray:
-            last = getattr(self, "_lidar_last", None)
-            if last is None or last[0] != path:
-                last = (path, read_pcd_bin(path)[:, :3])
-                self._lidar_last = last
-            T_cam_lidar = invert_np(T_ego_cam[n]) @ invert_np(T_world_egoc[n]) @ T_world_lidar
-            return transform_np(T_cam_lidar, last[1])
-
-        return lidar_in_cam
 
 
 def nuscenes_from_config(cfg, split: str, frame_ids: Optional[Sequence[int]] = None,

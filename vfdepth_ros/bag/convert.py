@@ -13,6 +13,10 @@ What a converted bag holds (topic names relative, DESIGN 4.1; cameras named from
 
 Stamps are the dataset's (header stamp = bag log time). Ground-truth odometry is
 ``T_odom_base(t) = T_world_ego(t0)^-1 T_world_ego(t)``.
+
+The datasets are read by the core's readers, the ones training uses (DDAD: ``vfdepth_core.datasets.ddad
+.read_scene``; nuScenes: ``vfdepth_core.datasets.nuscenes``; synthetic drives: ``bag/synth_adapter.py``):
+this module only turns what they return into time-ordered events and writes those.
 """
 
 from __future__ import annotations
@@ -20,17 +24,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from vfdepth_core import config
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.common import BagError
 
+if TYPE_CHECKING:
+    from vfdepth_core.datasets.ddad import DDADScene
+
 log = logging.getLogger(__name__)
 
-DDAD_CAMERAS = ("CAMERA_01", "CAMERA_05", "CAMERA_06", "CAMERA_07", "CAMERA_08", "CAMERA_09")
-NUSC_CAMERAS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK_LEFT", "CAM_BACK_RIGHT", "CAM_BACK")
+# the datasets' sensor names of the camera sets named in vfdepth_core.config
+DDAD_CAMERAS = tuple(c.upper() for c in config.DDAD_CAMERAS)
+NUSC_CAMERAS = tuple(c.upper() for c in config.NUSCENES_CAMERAS)
 _KIND_ORDER = {"ego": 0, "lidar": 1, "image": 2}
 
 
@@ -69,32 +78,6 @@ class Recording:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _T_from_pose(translation: Sequence[float], q_wxyz: Sequence[float]) -> np.ndarray:
-    q = np.asarray(q_wxyz, dtype=np.float64)
-    w, x, y, z = q / np.linalg.norm(q)
-    R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                  [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                  [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = translation
-    return T
-
-
-def _dgp_pose(p: dict) -> np.ndarray:
-    r, t = p["rotation"], p["translation"]
-    return _T_from_pose([t["x"], t["y"], t["z"]], [r["qw"], r["qx"], r["qy"], r["qz"]])
-
-
-def ddad_stamp_ns(datum: dict, filename: str) -> int:
-    """A DGP datum's stamp in ns since the epoch, by the DDAD loader's rule
-    (:func:`vfdepth_core.datasets.ddad.datum_stamp_ns`; DGP's sample scene writes timestamps 10x too
-    large, year 2464, which builtin_interfaces/Time cannot hold, and then the file name is used)."""
-    from vfdepth_core.datasets.ddad import datum_stamp_ns
-
-    return int(datum_stamp_ns(datum, filename))
-
-
 def _read_jpeg_bytes(path: Path) -> Callable[[], Tuple[str, bytes, str]]:
     def load():
         try:
@@ -133,15 +116,12 @@ def _split_name(split: str) -> str:
     return names[split]
 
 
-_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError)
-
 
 def ddad_recording(ddad_json: str | Path, split: str = "val", scene: int = 0, cameras: Sequence[str] = DDAD_CAMERAS,
                    lidar: bool = True) -> Recording:
-    """Read one scene of a DDAD (DGP) dataset file with the core's validated readers
-    (vfdepth_core.datasets.ddad, as training does); malformed files raise one-line DatasetErrors."""
-    from vfdepth_core.datasets.common import DatasetError, read_json
-    from vfdepth_core.datasets.ddad import read_scene_files
+    """One scene of a DDAD (DGP) dataset file, read by the core's DDAD reader (as training reads it):
+    the same vehicle poses, calibration, stamps and LIDAR files; malformed files raise one-line DatasetErrors."""
+    from vfdepth_core.datasets.ddad import read_scene, read_scene_files
 
     ddad_json = Path(ddad_json)
     if not ddad_json.is_file():
@@ -150,63 +130,37 @@ def ddad_recording(ddad_json: str | Path, split: str = "val", scene: int = 0, ca
     if not 0 <= scene < len(files):
         raise BagError(f"--scene {scene}: split {split!r} of {ddad_json} has scenes 0..{len(files) - 1}")
     scene_json = ddad_json.parent / files[scene]
-    if not scene_json.is_file():
-        raise BagError(f"{scene_json}: scene file listed in {ddad_json} does not exist")
-    try:
-        return _ddad_scene(read_json(scene_json, "scene JSON"), scene_json, cameras, lidar,
-                           f"DDAD {ddad_json} split {split} scene {scene} ({scene_json.name})")
-    except _MALFORMED as exc:
-        if isinstance(exc, DatasetError):
-            raise
-        raise DatasetError(f"{scene_json}: malformed DGP scene JSON ({type(exc).__name__}: {exc})") from None
-
-
-def _ddad_scene(sj: dict, scene_json: Path, cameras: Sequence[str], lidar: bool, description: str) -> Recording:
-    from vfdepth_core.datasets.ddad import read_calibration, read_lidar_npz
-
-    scene_dir = scene_json.parent
-    data = {d["key"]: d for d in sj["data"]}
-    samples = sj["samples"]
-    if not samples:
+    sc = read_scene(scene_json, cameras)
+    if not sc.samples:
         raise BagError(f"{scene_json}: scene has no samples")
-    calib_path = scene_dir / "calibration" / f"{samples[0]['calibration_key']}.json"
-    K, T_ego_cam, T_ego_sensor = read_calibration(calib_path, cameras)
-    first = [data[k] for k in samples[0]["datum_keys"] if k in data]
-    cam_datum = {d["id"]["name"]: d for d in first if "image" in d["datum"]}
-    specs: List[CameraSpec] = []
-    for i, cam in enumerate(cameras):
-        if cam not in cam_datum:
-            raise BagError(f"camera {cam!r}: the first sample of {scene_json} has no image of it "
-                           f"(it has {sorted(cam_datum)})")
-        img = cam_datum[cam]["datum"]["image"]
-        specs.append(CameraSpec(cam.lower(), K[i], int(img["height"]), int(img["width"]), T_ego_cam[i]))
-    T_ego_lidar = T_ego_sensor.get("LIDAR", np.eye(4))
+    return _ddad_events(sc, lidar, f"DDAD {ddad_json} split {split} scene {scene} ({scene_json.name})")
 
+
+def _ddad_events(sc: DDADScene, lidar: bool, description: str) -> Recording:
+    """A DDADScene -> Recording: per sample each camera's image and the vehicle pose at the image stamp,
+    and with `lidar` the sweep and the vehicle pose at its stamp."""
+    from vfdepth_core.datasets.common import peek_image
+    from vfdepth_core.datasets.ddad import read_lidar_npz
+
+    first = sc.samples[0]
+    K, T_ego_cam = sc.calibration(first)
+    specs = [CameraSpec(cam.lower(), K[i], *peek_image(first.image_paths[i]), T_ego_cam[i])  # the loader's size too
+             for i, cam in enumerate(sc.cameras)]
     events: List[Event] = []
-    for sample in samples:
-        datums = {data[k]["id"]["name"]: data[k] for k in sample["datum_keys"] if k in data}
-        for ci, cam in enumerate(cameras):
-            d = datums.get(cam)
-            if d is None:
-                log.warning("sample %s has no %s image; skipped", sample["id"].get("index"), cam)
-                continue
-            t = ddad_stamp_ns(d, d["datum"]["image"]["filename"])
-            events.append(Event(t, "image", _read_jpeg_bytes(scene_dir / d["datum"]["image"]["filename"]), ci))
-            if ci == 0:  # ego pose at the image stamp: T_world_ego = T_world_cam T_cam_ego
-                T_world_ego = _dgp_pose(d["datum"]["image"]["pose"]) @ np.linalg.inv(specs[0].T_ego_cam)
-                events.append(Event(t, "ego", (lambda T=T_world_ego: T)))
-        if lidar and "LIDAR" in datums:
-            d = datums["LIDAR"]
-            path = str(scene_dir / d["datum"]["point_cloud"]["filename"])
-            t_lidar = ddad_stamp_ns(d, d["datum"]["point_cloud"]["filename"])
-            events.append(Event(t_lidar, "lidar", (lambda path=path: read_lidar_npz(path))))
-            # the LIDAR pose is world-from-vehicle at the sweep's stamp: ground truth there too
-            T_world_ego_l = _dgp_pose(d["datum"]["point_cloud"]["pose"])
-            events.append(Event(t_lidar, "ego", (lambda T=T_world_ego_l: T)))
-    return Recording(specs, events, T_ego_lidar, description, {"dataset": "ddad", "scene": scene_dir.name})
+    for s in sc.samples:
+        for ci, path in enumerate(s.image_paths):
+            events.append(Event(s.stamp_ns[ci], "image", _read_jpeg_bytes(Path(path)), ci))
+        events.append(Event(s.stamp_ns[0], "ego", (lambda T=sc.T_world_ego(s): T)))
+        if lidar and s.lidar_path is not None:
+            events.append(Event(s.lidar_stamp_ns, "lidar", (lambda path=s.lidar_path: read_lidar_npz(path))))
+            events.append(Event(s.lidar_stamp_ns, "ego", (lambda T=sc.T_world_ego_lidar(s): T)))
+    return Recording(specs, events, sc.T_ego_lidar(first), description, {"dataset": "ddad", "scene": sc.path.parent.name})
 
 
 # ------------------------------------------------------------------------------------------ nuScenes
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError)
+
+
 def nuscenes_recording(dataroot: str | Path, version: str = "v1.0-mini", scene: str = "scene-0061",
                        cameras: Sequence[str] = NUSC_CAMERAS, lidar: bool = True, sweeps: bool = True) -> Recording:
     """One nuScenes scene through nuscenes-devkit, opened and read with the core's validated readers
@@ -233,7 +187,10 @@ def nuscenes_recording(dataroot: str | Path, version: str = "v1.0-mini", scene: 
 
 def _nuscenes_scene(nusc, dataroot: Path, version: str, scene: str, cameras: Sequence[str], lidar: bool,
                     sweeps: bool) -> Recording:
-    from vfdepth_core.datasets.nuscenes import read_pcd_bin
+    """Every camera and LIDAR_TOP sample_data of the scene (:func:`channel_chain`) with the core reader's
+    calibration and stamps; ground-truth ego poses per LIDAR_TOP sample_data (20 Hz), else per first-camera frame."""
+    from vfdepth_core.datasets.nuscenes import (camera_intrinsic, channel_chain, ego_pose, read_pcd_bin,
+                                                sensor_extrinsic, stamp_ns)
 
     by_name = {s["name"]: s for s in nusc.scene}
     if scene not in by_name:
@@ -241,68 +198,29 @@ def _nuscenes_scene(nusc, dataroot: Path, version: str, scene: str, cameras: Seq
                        f"{', ...' if len(by_name) > 8 else ''})")
     sc = by_name[scene]
     first = nusc.get("sample", sc["first_sample_token"])
-    last = nusc.get("sample", sc["last_sample_token"])
-
-    def chain(channel: str):
-        """A channel's sample_data up to and including its data of the last sample (a camera of the last
-        key frame may be stamped after that sample's LIDAR time)."""
-        end_us = last["timestamp"]
-        if channel in last["data"]:
-            end_us = max(end_us, nusc.get("sample_data", last["data"][channel])["timestamp"])
-        sd = nusc.get("sample_data", first["data"][channel])
-        while sd is not None and sd["timestamp"] <= end_us:
-            if sweeps or sd["is_key_frame"]:
-                yield sd
-            sd = nusc.get("sample_data", sd["next"]) if sd["next"] else None
-
-    def cs_T(sd) -> np.ndarray:
-        cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
-        return _T_from_pose(cs["translation"], cs["rotation"])
-
     specs: List[CameraSpec] = []
     events: List[Event] = []
     for ci, channel in enumerate(cameras):
         if channel not in first["data"]:
             raise BagError(f"camera {channel!r} not in scene {scene} (it has {sorted(first['data'])})")
         sd0 = nusc.get("sample_data", first["data"][channel])
-        cs = nusc.get("calibrated_sensor", sd0["calibrated_sensor_token"])
-        K = np.asarray(cs["camera_intrinsic"], float)
-        if K.shape != (3, 3):
-            raise BagError(f"{dataroot / version}/calibrated_sensor.json: {channel}'s camera_intrinsic is not 3x3 "
-                           f"(shape {K.shape})")
-        specs.append(CameraSpec(channel.lower(), K, int(sd0["height"]), int(sd0["width"]), cs_T(sd0)))
-        for sd in chain(channel):
-            events.append(Event(sd["timestamp"] * 1000, "image", _read_jpeg_bytes(dataroot / sd["filename"]), ci))
+        K = camera_intrinsic(nusc, sd0, channel, dataroot / version)
+        specs.append(CameraSpec(channel.lower(), K, int(sd0["height"]), int(sd0["width"]), sensor_extrinsic(nusc, sd0)))
+        for sd in channel_chain(nusc, sc, channel, sweeps):
+            events.append(Event(stamp_ns(sd), "image", _read_jpeg_bytes(dataroot / sd["filename"]), ci))
     T_ego_lidar = None
     if lidar:
         if "LIDAR_TOP" not in first["data"]:
             raise BagError(f"scene {scene} has no LIDAR_TOP; pass --no-lidar")
-        sd0 = nusc.get("sample_data", first["data"]["LIDAR_TOP"])
-        T_ego_lidar = cs_T(sd0)
-        for sd in chain("LIDAR_TOP"):
+        T_ego_lidar = sensor_extrinsic(nusc, nusc.get("sample_data", first["data"]["LIDAR_TOP"]))
+        for sd in channel_chain(nusc, sc, "LIDAR_TOP", sweeps):
             path = str(dataroot / sd["filename"])
-            events.append(Event(sd["timestamp"] * 1000, "lidar", (lambda path=path: read_pcd_bin(path))))
-    # ground-truth ego poses: one per LIDAR_TOP sample_data (20 Hz), else per front-camera frame
-    pose_channel = "LIDAR_TOP" if lidar else cameras[0]
-    for sd in chain(pose_channel):
-        ep = nusc.get("ego_pose", sd["ego_pose_token"])
-        T = _T_from_pose(ep["translation"], ep["rotation"])
-        events.append(Event(ep["timestamp"] * 1000, "ego", (lambda T=T: T)))
+            events.append(Event(stamp_ns(sd), "lidar", (lambda path=path: read_pcd_bin(path))))
+    for sd in channel_chain(nusc, sc, "LIDAR_TOP" if lidar else cameras[0], sweeps):
+        t, T = ego_pose(nusc, sd)
+        events.append(Event(t, "ego", (lambda T=T: T)))
     return Recording(specs, events, T_ego_lidar, f"nuScenes {dataroot} {version} {scene}",
                      {"dataset": "nuscenes", "scene": scene})
-
-
-# ------------------------------------------------------------------------------------------ synthetic
-def drive_recording(drive: Any, lidar: bool = True) -> Recording:
-    """A synthetic `Drive` (vfdepth_core.datasets.synthetic) -> Recording.
-
-    Uses the Drive's duck-typed fields: camera names, K (N,3,3) at the images' size, T_ego_cam (N,4,4),
-    per frame images (F,N,H,W,3) uint8, T_world_ego (F,4,4), stamp_ns (F,) or (F,N), and optional
-    LIDAR points per frame.
-    """
-    from vfdepth_ros.bag import synth_adapter
-
-    return synth_adapter.recording_from_drive(drive, lidar=lidar)
 
 
 # ------------------------------------------------------------------------------------------ writing

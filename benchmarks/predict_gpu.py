@@ -124,7 +124,7 @@ def main() -> int:
               f"{pr['steps_per_epoch']} steps/epoch of {pr['step_tflop']:.2f} TFLOP; epoch "
               + ", ".join(f"{v:.0f} min at {k.replace('_', ' ')}" for k, v in pr["epoch_min"].items()))
     if args.json:
-        from vfdepth_core.training_utils import write_json
+        from vfdepth_core.training.files import write_json
 
         write_json(args.json, out)
     return 0

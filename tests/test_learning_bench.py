@@ -105,7 +105,7 @@ def test_split_gt_prior_of_a_tiny_split(tmp_path):
 
     from vfdepth_core.config import load_config
     from vfdepth_core.datasets import build_dataset
-    from vfdepth_core.training_utils import split_gt_prior
+    from vfdepth_core.training.evaluate import split_gt_prior
 
     data = make_tiny_dataset(tmp_path / "tiny", frames=3)
     cfg = load_config(TINY, [f"data.data_path={data}"])

@@ -107,7 +107,7 @@ def prior_scores(cache: Path, bag: Path, outputs: Path, args) -> Optional[dict]:
         say(f"no training data in {data.parent} (a given checkpoint): no per-pixel prior to compare with")
         return None
     from vfdepth_core.config import load_config
-    from vfdepth_core.training_utils import split_gt_prior
+    from vfdepth_core.training.evaluate import split_gt_prior
     from vfdepth_ros.bag import evaluate as E
 
     cfg = load_config(REPO / args.config, [f"data.data_path={data}", f"training.height={args.height}",

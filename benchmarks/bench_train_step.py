@@ -32,8 +32,6 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 SYN_CFG = REPO / "training" / "configs" / "synthetic" / "synthetic_cpu.yaml"
 PAPER_CFG = REPO / "training" / "configs" / "ddad" / "ddad_surround_fusion.yaml"

@@ -34,10 +34,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vfdepth_core import geometry as geo
 
-from vfdepth_core import geometry as geo  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CAMERAS = ["camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09"]
 SMALL = {"height": 192, "width": 320, "voxel_size": [50, 50, 10], "voxel_unit_size": [2.0, 2.0, 3.0],

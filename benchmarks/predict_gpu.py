@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 # Training samples per epoch: DDAD train (12,650 samples in 150 scenes, public) minus the two edge samples per
 # scene without a temporal neighbour; nuScenes: the paper's train.txt (20,095 sample tokens).

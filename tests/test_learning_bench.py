@@ -99,8 +99,6 @@ def test_split_gt_prior_of_a_tiny_split(tmp_path):
     import numpy as np
     import torch
 
-    import sys
-    sys.path.insert(0, str(ROOT / "tests"))
     from train_helpers import TINY, make_tiny_dataset
 
     from vfdepth_core.config import load_config

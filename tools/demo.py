@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import List, Optional
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 CAMS = ["camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09"]
 

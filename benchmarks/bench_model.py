@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 # OLDER REFERENCE FIGURES: the paper's released code on a 2-core CPU machine, batch 1, 6 cameras, fp32,
 # median of 5 (DESIGN 5), measured before 2026-12 on a machine like this one but not in the same run.
@@ -104,7 +103,6 @@ def original_networks(original: str, cfg, dev, imgs, K, T, mask):
     """The released code's depth and pose calls at `cfg` (built from its own code, batch 1) as closures."""
     import torch
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
     import compare_original as co
 
     nets, *_ = co.load_original(Path(original).resolve())

@@ -26,32 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vfdepth_ros.dds import apply_loopback_profile
+from vfdepth_ros.toy_rig import frame_images, rig_extrinsics, rig_K
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from vfdepth_ros.dds import apply_loopback_profile  # noqa: E402
-
-
-def _rig(W, H):
-    from vfdepth_core import geometry
-    from vfdepth_ros.params import R_BODY_OPTICAL
-
-    K = np.array([[0.8 * W, 0, (W - 1) / 2], [0, 0.8 * W, (H - 1) / 2], [0, 0, 1.0]])
-    Ts = []
-    for yaw in (0.0, 60.0, -60.0, 120.0, -120.0, 180.0):
-        R = geometry.euler_to_rotmat(0.0, 0.0, yaw).double().numpy()
-        T = np.eye(4)
-        T[:3, :3] = R @ R_BODY_OPTICAL
-        T[:3, 3] = R @ np.array([1.0, 0.0, 0.0]) + [0, 0, 1.6]
-        Ts.append(T)
-    return K, Ts
-
-
-def _images(k, W, H):
-    yy, xx = np.mgrid[0:H, 0:W]
-    return [np.stack([(127 + 120 * np.sin((xx + 3 * k) / (4.0 + c))).astype(np.uint8),
-                      (127 + 120 * np.cos((yy + 2 * k) / 5.0)).astype(np.uint8),
-                      ((xx * 7 + yy * 3 + 40 * c) % 256).astype(np.uint8)], axis=2) for c in range(6)]
 
 
 def pct(xs, q):
@@ -84,7 +62,7 @@ def run_node(args, domain_id):
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     W, H = args.width, args.height
-    K, Ts = _rig(W, H)
+    K, Ts = rig_K((H, W)), rig_extrinsics()
     img_pubs = [node.create_publisher(Image, f"{c}/image_raw", qos_profile_sensor_data) for c in CAMS]
     info_pubs = [node.create_publisher(CameraInfo, f"{c}/camera_info", qos_profile_sensor_data) for c in CAMS]
     tf_pub = node.create_publisher(TFMessage, "/tf_static", QoSProfile(
@@ -110,7 +88,7 @@ def run_node(args, domain_id):
     # the model is loaded when the inference status is no longer 'loading'
     while "loading" in cv.diagnostics_to_dict(diag[-1]).get("surround_depth: inference", {}).get("message", "loading"):
         ex.spin_once(timeout_sec=0.05)
-    frames = [_images(k, W, H) for k in range(8)]
+    frames = [frame_images(k, (H, W)) for k in range(8)]
     infos = [cv.K_to_camera_info(K, (H, W), cv.make_header(0, c)) for c in CAMS]
     for p, m in zip(info_pubs, infos):
         p.publish(m)
@@ -166,8 +144,8 @@ def run_predict(args, reps):
     cfg = load_config(args.config)
     pred = Predictor(cfg, device=None if args.device == "auto" else args.device, amp=args.amp)
     W, H = args.width, args.height
-    K, Ts = _rig(W, H)
-    imgs = [np.stack(_images(k, W, H)).transpose(0, 3, 1, 2) for k in range(2)]
+    K, Ts = rig_K((H, W)), rig_extrinsics()
+    imgs = [np.stack(frame_images(k, (H, W))).transpose(0, 3, 1, 2) for k in range(2)]
     Kv, Tv = virtual_camera(VirtualCameraParams(x=-8, z=5, pitch_deg=20), pred.hw, scale_K(K, (H, W), pred.hw))
     virt = VirtualCamera(torch.from_numpy(Kv[None]), torch.from_numpy(Tv[None]))
     Ks, Tst = np.stack([K] * 6), np.stack(Ts)

@@ -27,11 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_model import CONFIGS, RELEASED_S, p95, ring_rig, run_config_process
 
-from bench_model import CONFIGS, RELEASED_S, p95, ring_rig, run_config_process  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _stats(times):

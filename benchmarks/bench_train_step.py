@@ -32,8 +32,6 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 SYN_CFG = REPO / "training" / "configs" / "synthetic" / "synthetic_cpu.yaml"
 PAPER_CFG = REPO / "training" / "configs" / "ddad" / "ddad_surround_fusion.yaml"
@@ -144,13 +142,12 @@ def run_one(name: str, args) -> dict:
     import torch
     from torch.utils.data import default_collate
 
-    sys.path.insert(0, str(REPO / "training"))
-    import train as train_script
-
-    from vfdepth_core import training_utils as tu
+    from vfdepth_core import losses
     from vfdepth_core.config import load_config
     from vfdepth_core.datasets import build_dataset
     from vfdepth_core.model import VFDepth
+    from vfdepth_core.training.ema import WeightEMA
+    from vfdepth_core.training.optim import autocast, grads_finite, make_adam
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -165,8 +162,8 @@ def run_one(name: str, args) -> dict:
 
     model = VFDepth(cfg, load_imagenet=False)
     model.train()
-    opt = tu.make_adam(model.parameters(), t.learning_rate, "cpu")
-    ema = tu.WeightEMA(model, t.ema_decay) if t.ema_decay > 0 else None
+    opt = make_adam(model.parameters(), t.learning_rate, "cpu")
+    ema = WeightEMA(model, t.ema_decay) if t.ema_decay > 0 else None
     timers = Timers()
     instrument(model, timers)
     cpu = time.process_time
@@ -177,16 +174,16 @@ def run_one(name: str, args) -> dict:
         batch = load(i)
         marks = [("data loading", time.perf_counter(), cpu())]
         opt.zero_grad(set_to_none=True)
-        with tu._autocast("cpu", t.amp):
+        with autocast("cpu", t.amp):
             outputs = model(batch)
         marks.append(("forward", time.perf_counter(), cpu()))
         fwd = timers.take()
-        terms = train_script.compute_losses(model, cfg, batch, outputs)
+        total, _ = losses.compute_losses(batch, outputs, cfg)
         marks.append(("losses", time.perf_counter(), cpu()))
         loss_parts = timers.take()
-        terms["total"].backward()
+        total.backward()
         marks.append(("backward", time.perf_counter(), cpu()))
-        ok = bool(torch.isfinite(terms["total"].detach())) and tu.grads_finite(model.parameters())
+        ok = bool(torch.isfinite(total.detach())) and grads_finite(model.parameters())
         if ok:
             opt.step()
             if ema is not None:

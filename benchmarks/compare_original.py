@@ -34,11 +34,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vfdepth_core import geometry as geo
+from vfdepth_core.config import DDAD_CAMERAS
 
-from vfdepth_core import geometry as geo  # noqa: E402
-from vfdepth_core.config import DDAD_CAMERAS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CAMERAS = list(DDAD_CAMERAS)
 SMALL = {"height": 192, "width": 320, "voxel_size": [50, 50, 10], "voxel_unit_size": [2.0, 2.0, 3.0],

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 logger = logging.getLogger("vfdepth.bench.learning")
 
@@ -233,12 +232,12 @@ def evaluate(args, ds_json: Path, run_dir: Path) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from vfdepth_core import training_utils as tu
     from vfdepth_core.checkpoint import load_checkpoint
     from vfdepth_core.config import config_from_dict, with_overrides
     from vfdepth_core.datasets import build_dataset, collate_skip_broken
     from vfdepth_core.metrics import constant_baseline_protocol
     from vfdepth_core.model import VFDepth
+    from vfdepth_core.training.evaluate import evaluate_depth_model, split_gt_prior
 
     torch.set_num_threads(max(1, args.threads))
     ck = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
@@ -253,11 +252,11 @@ def evaluate(args, ds_json: Path, run_dir: Path) -> dict:
     loader = DataLoader(ds, batch_size=1, shuffle=False, collate_fn=collate_skip_broken)
     bins = DepthBinBreakdown(cfg.eval.eval_min_depth, cfg.eval.eval_max_depth)
     logger.info("per-pixel prior of the training scenes' GT")
-    prior = tu.split_gt_prior(cfg, "train")
+    prior = split_gt_prior(cfg, "train")
     prior_scorer = PriorScorer(prior["prior"], list(cfg.data.cameras), cfg.eval.eval_min_depth,
                                cfg.eval.eval_max_depth, then=bins)
-    res = tu.evaluate_depth_model(model, loader, list(cfg.data.cameras), "cpu", cfg.eval.eval_min_depth,
-                                  cfg.eval.eval_max_depth, keep_gt=True, on_batch=prior_scorer)
+    res = evaluate_depth_model(model, loader, list(cfg.data.cameras), "cpu", cfg.eval.eval_min_depth,
+                               cfg.eval.eval_max_depth, keep_gt=True, on_batch=prior_scorer)
     base = constant_baseline_protocol(res.pop("gt_values"))
     prior_res = prior_scorer.result()
     prior_res.update({k: v for k, v in prior.items() if k != "prior"})
@@ -466,7 +465,7 @@ def main(argv=None) -> int:
             print(f"training sample {idx}:")
             for name, terms in (rows.items() if isinstance(rows, dict) else []):
                 print(f"  {name:22s} " + " ".join(f"{k} {v:.4f}" for k, v in terms.items()))
-        from vfdepth_core.training_utils import write_json
+        from vfdepth_core.training.files import write_json
 
         write_json(out / "objective_check.json", res)
         return 0
@@ -475,7 +474,7 @@ def main(argv=None) -> int:
     res = evaluate(args, ds_json, run_dir)
     rows = plot_curve(run_dir, out / "learning_curve.png", res["constant"], res["per_pixel_prior"])
     summary = {**summarize(res), "training_overrides": list(args.set), "weights": args.eval_weights}
-    from vfdepth_core.training_utils import write_json
+    from vfdepth_core.training.files import write_json
 
     out_name = "learning.json" if args.eval_weights == "saved" else "learning_train_weights.json"
     write_json(out / out_name, {"summary": summary, "full": res, "curve": rows,

@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 # Training samples per epoch: DDAD train (12,650 samples in 150 scenes, public) minus the two edge samples per
 # scene without a temporal neighbour; nuScenes: the paper's train.txt (20,095 sample tokens).
@@ -124,7 +122,7 @@ def main() -> int:
               f"{pr['steps_per_epoch']} steps/epoch of {pr['step_tflop']:.2f} TFLOP; epoch "
               + ", ".join(f"{v:.0f} min at {k.replace('_', ' ')}" for k, v in pr["epoch_min"].items()))
     if args.json:
-        from vfdepth_core.training_utils import write_json
+        from vfdepth_core.training.files import write_json
 
         write_json(args.json, out)
     return 0

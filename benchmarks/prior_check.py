@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 CONFIG = ROOT / "training" / "configs" / "synthetic" / "synthetic_cpu.yaml"
 
@@ -93,7 +92,6 @@ def lidar_gt(args, split: str) -> tuple:
     from vfdepth_core.datasets import build_dataset
     from vfdepth_core.metrics import valid_depth_mask
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from learning import generate  # the learning benchmark's own world generation (192x320, vfdepth synth)
 
     ds_json = generate(args)

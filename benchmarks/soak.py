@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 TINY_CONFIG = ROOT / "training" / "configs" / "synthetic" / "synthetic_tiny.yaml"
 

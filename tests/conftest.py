@@ -14,18 +14,14 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from vfdepth_ros.dds import apply_loopback_profile  # (no rclpy import in there)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"
-
-if str(REPO_ROOT) not in sys.path:  # the tests import the packages from this checkout
-    sys.path.insert(0, str(REPO_ROOT))
-
-from vfdepth_ros.dds import apply_loopback_profile  # noqa: E402  (no rclpy import in there)
 
 apply_loopback_profile()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -19,43 +19,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from vfdepth_core import geometry
 from vfdepth_ros import conversions as cv
-from vfdepth_ros.params import R_BODY_OPTICAL
+from vfdepth_ros.toy_rig import CAMERAS, IMG_HW, frame_images, rig_extrinsics, rig_K
 
-CAMERAS = ("camera_01", "camera_05", "camera_06", "camera_07", "camera_08", "camera_09")
-YAWS_DEG = (0.0, 60.0, -60.0, 120.0, -120.0, 180.0)  # front, front-left, front-right, back-left, back-right, back
-IMG_HW = (96, 144)
 TINY_CONFIG = "training/configs/synthetic/synthetic_tiny.yaml"
-
-
-def rig_extrinsics() -> List[np.ndarray]:
-    """T_ego_cam (4, 4) for the six cameras: 1.6 m high, around the vehicle origin, looking outwards."""
-    out = []
-    for yaw in YAWS_DEG:
-        T = np.eye(4)
-        T[:3, :3] = geometry.euler_to_rotmat(0.0, 0.0, yaw).double().numpy() @ R_BODY_OPTICAL
-        T[:3, 3] = geometry.euler_to_rotmat(0.0, 0.0, yaw).double().numpy() @ np.array([1.0, 0.0, 0.0]) + [0, 0, 1.6]
-        out.append(T)
-    return out
-
-
-def rig_K(hw=IMG_HW) -> np.ndarray:
-    H, W = hw
-    return np.array([[0.8 * W, 0.0, (W - 1) / 2], [0.0, 0.8 * W, (H - 1) / 2], [0.0, 0.0, 1.0]])
-
-
-def frame_images(k: int, hw=IMG_HW, n: int = 6) -> List[np.ndarray]:
-    """Deterministic textured RGB images of frame k (a moving stripe pattern per camera)."""
-    H, W = hw
-    yy, xx = np.mgrid[0:H, 0:W]
-    out = []
-    for c in range(n):
-        r = (127 + 120 * np.sin((xx + 3 * k) / (4.0 + c))).astype(np.uint8)
-        g = (127 + 120 * np.cos((yy + 2 * k) / 5.0)).astype(np.uint8)
-        b = ((xx * 7 + yy * 3 + 40 * c) % 256).astype(np.uint8)
-        out.append(np.stack([r, g, b], axis=2))
-    return out
 
 
 class RigPublisher(Node):

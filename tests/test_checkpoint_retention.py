@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from train_helpers import TRAIN, make_tiny_dataset, run_script, tiny_args
-from vfdepth_core import training_utils as tu
+from vfdepth_core.training.files import disk_use, prune_epoch_checkpoints
 from vfdepth_core.config import ConfigError, load_config
 
 
@@ -17,14 +17,14 @@ def _touch(folder, names):
 
 def test_prune_keeps_last_n_every_kth_and_other_files(tmp_path):
     _touch(tmp_path, [f"epoch_{i:03d}.pt" for i in range(10)] + ["latest.pt", "best.pt", "epoch_x.pt"])
-    removed = tu.prune_epoch_checkpoints(tmp_path, keep_last=2, keep_every=3)
+    removed = prune_epoch_checkpoints(tmp_path, keep_last=2, keep_every=3)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["best.pt", "epoch_002.pt", "epoch_005.pt", "epoch_008.pt", "epoch_009.pt", "epoch_x.pt",
                     "latest.pt"]
     assert len(removed) == 6
-    assert tu.disk_use(tmp_path) == (7, 70)
-    assert tu.prune_epoch_checkpoints(tmp_path, keep_last=0) == []  # 0 = keep all (the paper)
-    assert tu.prune_epoch_checkpoints(tmp_path, keep_last=1) != []
+    assert disk_use(tmp_path) == (7, 70)
+    assert prune_epoch_checkpoints(tmp_path, keep_last=0) == []  # 0 = keep all (the paper)
+    assert prune_epoch_checkpoints(tmp_path, keep_last=1) != []
     assert sorted(p.name for p in tmp_path.glob("epoch_0*.pt")) == ["epoch_009.pt"]
 
 

@@ -20,7 +20,7 @@ from vfdepth_core.config import load_config, save_config
 from vfdepth_core.import_original import (COMPAT_KEYS, OriginalImportError, import_original, map_state_dict,
                                           transpose_kernel)
 from vfdepth_core.nn.fusion import build_voxel_lookup, index_group_order, pair_slots
-from vfdepth_core.training_utils import check_checkpoint_compatible
+from vfdepth_core.training.checks import check_checkpoint_compatible
 
 FEAT = 32  # tiny_config's fusion_feat_in_dim
 PRE = 8  # voxel_pre_dim

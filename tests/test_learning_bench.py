@@ -99,13 +99,11 @@ def test_split_gt_prior_of_a_tiny_split(tmp_path):
     import numpy as np
     import torch
 
-    import sys
-    sys.path.insert(0, str(ROOT / "tests"))
     from train_helpers import TINY, make_tiny_dataset
 
     from vfdepth_core.config import load_config
     from vfdepth_core.datasets import build_dataset
-    from vfdepth_core.training_utils import split_gt_prior
+    from vfdepth_core.training.evaluate import split_gt_prior
 
     data = make_tiny_dataset(tmp_path / "tiny", frames=3)
     cfg = load_config(TINY, [f"data.data_path={data}"])

@@ -30,18 +30,18 @@ def test_tiny_model_overfits_one_batch():
 def test_bf16_training_autocast_runs_on_cpu_with_fp32_geometry():
     """training.amp=bf16 autocasts on a CPU too (it used to be CUDA only, silently fp32 elsewhere); the
     pose matrices and look-ups stay fp32 and the losses (outside autocast) take the outputs as they are."""
-    from vfdepth_core import training_utils as tu
+    from vfdepth_core.training.optim import autocast
 
     a = torch.randn(4, 4)
-    with tu._autocast("cpu", "bf16"):
+    with autocast("cpu", "bf16"):
         assert torch.mm(a, a).dtype == torch.bfloat16
-    with tu._autocast("cpu", "fp16"):  # no fp16 autocast on a CPU: fp32
+    with autocast("cpu", "fp16"):  # no fp16 autocast on a CPU: fp32
         assert torch.mm(a, a).dtype == torch.float32
     torch.manual_seed(0)
     cfg = tiny_config(3)
     b = make_batch(3, batch=1)
     model = VFDepth(cfg)
-    with tu._autocast("cpu", "bf16"):
+    with autocast("cpu", "bf16"):
         out = model(b)
     assert all(T.dtype == torch.float32 for T in out.T_src_tgt.values())
     assert all(T.dtype == torch.float32 for T in out.T_egosrc_egotgt.values())

@@ -17,8 +17,9 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
-from ros_helpers import CAMERAS, TINY_CONFIG, OutputCollector, RigPublisher, spin_until  # noqa: E402
+from ros_helpers import TINY_CONFIG, OutputCollector, RigPublisher, spin_until  # noqa: E402
 from vfdepth_ros.nodes.surround_depth import SurroundDepthNode  # noqa: E402
+from vfdepth_ros.toy_rig import CAMERAS  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 T0 = 2_000 * 1_000_000_000

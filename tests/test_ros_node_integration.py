@@ -23,9 +23,9 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from vfdepth_ros import conversions as cv  # noqa: E402
 from vfdepth_ros import graph as G  # noqa: E402
 from vfdepth_ros.launcher import Launcher  # noqa: E402
+from vfdepth_ros.toy_rig import CAMERAS, IMG_HW, rig_extrinsics, rig_K  # noqa: E402
 
-from ros_helpers import (CAMERAS, IMG_HW, TINY_CONFIG, OutputCollector, RigPublisher, rig_extrinsics,  # noqa: E402
-                         rig_K, spin_until)
+from ros_helpers import TINY_CONFIG, OutputCollector, RigPublisher, spin_until  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NET_HW = (64, 96)

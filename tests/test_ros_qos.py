@@ -19,9 +19,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
-from ros_helpers import rig_K, spin_until  # noqa: E402
+from ros_helpers import spin_until  # noqa: E402
 from vfdepth_ros import conversions as cv  # noqa: E402
 from vfdepth_ros.nodes.surround_depth import SurroundDepthNode  # noqa: E402
+from vfdepth_ros.toy_rig import rig_K  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]  # about 7 s each (node start-up and discovery)
 CAMS = ["camera_01", "camera_05"]

@@ -19,7 +19,7 @@ def data_json(tmp_path_factory):
 
 @pytest.mark.slow
 def test_two_process_gloo_training(data_json, tmp_path):
-    from vfdepth_core.training_utils import free_port
+    from vfdepth_core.training.distributed import free_port
 
     run = tmp_path / "run"
     prefix = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",

@@ -4,7 +4,8 @@ the one-pass weight average. (The wide convs' contiguous inputs under autograd: 
 import pytest
 import torch
 
-from vfdepth_core import training_utils as tu
+from vfdepth_core.training.ema import WeightEMA
+from vfdepth_core.training.optim import grads_finite, make_adam
 
 
 def _params(seed=0):
@@ -14,7 +15,7 @@ def _params(seed=0):
 
 def test_fused_adam_matches_the_plain_update():
     a, b = _params(), _params()
-    opt_a, opt_b = torch.optim.Adam(a, lr=1e-2), tu.make_adam(b, 1e-2, "cpu")
+    opt_a, opt_b = torch.optim.Adam(a, lr=1e-2), make_adam(b, 1e-2, "cpu")
     g = torch.Generator().manual_seed(1)
     for _ in range(5):
         grads = [torch.randn(p.shape, generator=g) for p in a]
@@ -37,14 +38,14 @@ def test_grads_finite_known_answers(bad, expect):
         ps[0].grad.fill_(3e38)
     elif bad is not None:
         ps[1].grad[3] = bad
-    assert tu.grads_finite(ps) is expect
-    assert tu.grads_finite([torch.zeros(2, requires_grad=True)])  # no gradients at all
+    assert grads_finite(ps) is expect
+    assert grads_finite([torch.zeros(2, requires_grad=True)])  # no gradients at all
 
 
 def test_weight_average_lerp_matches_the_two_pass_formula():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-    ema = tu.WeightEMA(model, 0.9)
+    ema = WeightEMA(model, 0.9)
     ref = {k: v.clone() for k, v in ema.shadow.items()}
     for n in range(1, 4):
         with torch.no_grad():

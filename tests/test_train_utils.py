@@ -1,29 +1,34 @@
-"""Unit tests of vfdepth_core.training_utils: resumable sampler, seeded augmentation, NaN guard, checks."""
+"""Unit tests of vfdepth_core.training: resumable sampler, seeded augmentation, NaN guard, checks."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from vfdepth_core import training_utils as tu
+from vfdepth_core import viz
+from vfdepth_core.training.checks import check_checkpoint_compatible, check_dataset_kind
+from vfdepth_core.training.ema import WeightEMA
+from vfdepth_core.training.files import write_json
+from vfdepth_core.training.optim import NonFiniteGuard, TrainingAbort, grads_finite
+from vfdepth_core.training.sampling import ResumableSampler, SeededSamples
 from vfdepth_core.config import ConfigError, config_to_dict, load_config, with_overrides
 
 
 def test_sampler_epochs_are_seeded_permutations_and_resume_mid_epoch():
-    s = tu.ResumableSampler(10, seed=3)
+    s = ResumableSampler(10, seed=3)
     s.set_epoch(0)
     e0 = list(s)
     s.set_epoch(1)
     e1 = list(s)
     assert sorted(e0) == list(range(10)) and sorted(e1) == list(range(10)) and e0 != e1
-    again = tu.ResumableSampler(10, seed=3)
+    again = ResumableSampler(10, seed=3)
     again.set_position(1, 4)
     assert list(again) == e1[4:] and len(again) == 6 and again.per_epoch == 10
 
 
 def test_sampler_splits_ranks_disjointly():
-    r0 = tu.ResumableSampler(8, seed=0, rank=0, world_size=2)
-    r1 = tu.ResumableSampler(8, seed=0, rank=1, world_size=2)
+    r0 = ResumableSampler(8, seed=0, rank=0, world_size=2)
+    r1 = ResumableSampler(8, seed=0, rank=1, world_size=2)
     a, b = list(r0), list(r1)
     assert len(a) == len(b) == 4 and not set(a) & set(b) and sorted(a + b) == list(range(8))
 
@@ -37,7 +42,7 @@ class _RandomItems(torch.utils.data.Dataset):
 
 
 def test_seeded_samples_depend_only_on_seed_epoch_index():
-    ds = tu.SeededSamples(_RandomItems(), seed=1)
+    ds = SeededSamples(_RandomItems(), seed=1)
     state = torch.get_rng_state()
     a = ds[2]
     assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is untouched
@@ -49,16 +54,16 @@ def test_seeded_samples_depend_only_on_seed_epoch_index():
 
 
 def test_nonfinite_guard_skips_counts_and_aborts():
-    g = tu.NonFiniteGuard(max_consecutive=3)
+    g = NonFiniteGuard(max_consecutive=3)
     assert g.check(torch.tensor(1.0), 1)
     assert not g.check(torch.tensor(float("nan")), 2)
     assert not g.check(torch.tensor(float("inf")), 3)
     assert g.check(torch.tensor(0.5), 4) and g.consecutive == 0 and g.total == 2
     g.check(torch.tensor(float("nan")), 5)
     g.check(torch.tensor(float("nan")), 6)
-    with pytest.raises(tu.TrainingAbort, match="3 consecutive non-finite"):
+    with pytest.raises(TrainingAbort, match="3 consecutive non-finite"):
         g.check(torch.tensor(float("nan")), 7)
-    h = tu.NonFiniteGuard()
+    h = NonFiniteGuard()
     h.load_state_dict(g.state_dict())
     assert h.total == g.total
 
@@ -66,36 +71,36 @@ def test_nonfinite_guard_skips_counts_and_aborts():
 def test_grads_finite():
     p = torch.nn.Parameter(torch.ones(2))
     p.grad = torch.tensor([1.0, float("nan")])
-    assert not tu.grads_finite([p])
+    assert not grads_finite([p])
     p.grad = torch.zeros(2)
-    assert tu.grads_finite([p])
+    assert grads_finite([p])
 
 
 def test_checkpoint_compatibility_names_the_keys():
     cfg = load_config(None)
     saved = config_to_dict(cfg)
-    tu.check_checkpoint_compatible(saved, cfg, "x.pt")
+    check_checkpoint_compatible(saved, cfg, "x.pt")
     # runtime keys may change
-    tu.check_checkpoint_compatible(saved, with_overrides(cfg, ["training.learning_rate=1", "data.log_dir=/tmp"]), "x.pt")
+    check_checkpoint_compatible(saved, with_overrides(cfg, ["training.learning_rate=1", "data.log_dir=/tmp"]), "x.pt")
     other = with_overrides(cfg, ["model.voxel_size=[10, 10, 4]", "model.proj_d_bins=8"])
     with pytest.raises(ConfigError, match=r"x\.pt.*model\.voxel_size.*model\.proj_d_bins"):
-        tu.check_checkpoint_compatible(saved, other, "x.pt")
+        check_checkpoint_compatible(saved, other, "x.pt")
 
 
 def test_dataset_kind_checks(tmp_path):
     from vfdepth_core.datasets.common import DatasetError
 
     with pytest.raises(DatasetError, match="does not exist"):
-        tu.check_dataset_kind(str(tmp_path / "nope.json"), "ddad")
+        check_dataset_kind(str(tmp_path / "nope.json"), "ddad")
     (tmp_path / "v1.0-mini").mkdir()
     with pytest.raises(DatasetError, match="nuScenes dataroot"):
-        tu.check_dataset_kind(str(tmp_path), "ddad")
-    tu.check_dataset_kind(str(tmp_path), "nuscenes")
+        check_dataset_kind(str(tmp_path), "ddad")
+    check_dataset_kind(str(tmp_path), "nuscenes")
     f = tmp_path / "ddad.json"
     f.write_text("{}")
     with pytest.raises(DatasetError, match="is a file"):
-        tu.check_dataset_kind(str(f), "nuscenes")
-    tu.check_dataset_kind(str(f), "synthetic")
+        check_dataset_kind(str(f), "nuscenes")
+    check_dataset_kind(str(f), "synthetic")
 
 
 def test_write_json_is_atomic_and_handles_numpy(tmp_path):
@@ -103,23 +108,19 @@ def test_write_json_is_atomic_and_handles_numpy(tmp_path):
 
     import numpy as np
 
-    p = tu.write_json(tmp_path / "a" / "r.json", {"x": np.float32(1.5), "y": np.arange(2), "t": torch.tensor([1])})
+    p = write_json(tmp_path / "a" / "r.json", {"x": np.float32(1.5), "y": np.arange(2), "t": torch.tensor([1])})
     assert json.loads(p.read_text()) == {"x": 1.5, "y": [0, 1], "t": [1]}
     assert [q.name for q in p.parent.iterdir()] == ["r.json"]
 
 
 def test_depth_mosaic_shapes():
-    m = tu.depth_mosaic(torch.rand(6, 1, 8, 12) * 50 + 1, 1.0, 80.0)
+    m = viz.depth_mosaic(torch.rand(6, 1, 8, 12) * 50 + 1, 1.0, 80.0)
     assert m.dtype.name == "uint8" and m.ndim == 3 and m.shape[2] == 3
     assert m.shape[0] >= 16 and m.shape[1] >= 36
 
 
 def test_weight_ema_known_answer_and_ramp():
     """Decay ramps as min(decay, (1+n)/(10+n)); float weights average, integer buffers are copied."""
-    import torch
-
-    from vfdepth_core.training_utils import WeightEMA
-
     m = torch.nn.BatchNorm1d(1)
     with torch.no_grad():
         m.weight.fill_(1.0)

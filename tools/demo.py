@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import List, Optional
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 from vfdepth_core.config import DDAD_CAMERAS  # noqa: E402
 
@@ -109,7 +108,7 @@ def prior_scores(cache: Path, bag: Path, outputs: Path, args) -> Optional[dict]:
         say(f"no training data in {data.parent} (a given checkpoint): no per-pixel prior to compare with")
         return None
     from vfdepth_core.config import load_config
-    from vfdepth_core.training_utils import split_gt_prior
+    from vfdepth_core.training.evaluate import split_gt_prior
     from vfdepth_ros.bag import evaluate as E
 
     cfg = load_config(REPO / args.config, [f"data.data_path={data}", f"training.height={args.height}",

@@ -32,50 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
+from vfdepth_ros.toy_rig import CAMERAS, IMG_HW, frame_image, rig_extrinsics, rig_K
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-
-from vfdepth_core.config import DDAD_CAMERAS  # noqa: E402
-
 TINY_CONFIG = ROOT / "training" / "configs" / "synthetic" / "synthetic_tiny.yaml"
-CAMERAS = DDAD_CAMERAS
-YAWS_DEG = (0.0, 60.0, -60.0, 120.0, -120.0, 180.0)
-IMG_HW = (96, 144)
 NET_HW = (64, 96)
 T0 = 2_000 * 1_000_000_000
 DT = 100_000_000
-
-
-# ------------------------------------------------------------------------------------------ rig
-def rig_K(hw: Tuple[int, int] = IMG_HW) -> np.ndarray:
-    H, W = hw
-    return np.array([[0.8 * W, 0.0, (W - 1) / 2], [0.0, 0.8 * W, (H - 1) / 2], [0.0, 0.0, 1.0]])
-
-
-def rig_extrinsics() -> List[np.ndarray]:
-    from vfdepth_core import geometry
-    from vfdepth_ros.params import R_BODY_OPTICAL
-
-    out = []
-    for yaw in YAWS_DEG:
-        R = geometry.euler_to_rotmat(0.0, 0.0, yaw).double().numpy()
-        T = np.eye(4)
-        T[:3, :3] = R @ R_BODY_OPTICAL
-        T[:3, 3] = R @ np.array([1.0, 0.0, 0.0]) + [0, 0, 1.6]
-        out.append(T)
-    return out
-
-
-def frame_image(k: int, c: int, hw: Tuple[int, int] = IMG_HW) -> np.ndarray:
-    H, W = hw
-    yy, xx = np.mgrid[0:H, 0:W]
-    r = (127 + 120 * np.sin((xx + 3 * k) / (4.0 + c))).astype(np.uint8)
-    g = (127 + 120 * np.cos((yy + 2 * k) / 5.0)).astype(np.uint8)
-    b = ((xx * 7 + yy * 3 + 40 * c) % 256).astype(np.uint8)
-    return np.stack([r, g, b], axis=2)
 
 
 @dataclass

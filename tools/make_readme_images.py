@@ -30,13 +30,11 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from vfdepth_core import geometry, viz
+from vfdepth_core.datasets.synthetic import RIGS, generate_world, render_cameras
+from vfdepth_core.datasets.synthetic.drive import FRAME_RATE_HZ, SPEED_MPS, ego_pose
 
-from vfdepth_core import geometry, viz  # noqa: E402
-from vfdepth_core.datasets.synthetic import RIGS, generate_world, render_cameras  # noqa: E402
-from vfdepth_core.datasets.synthetic.drive import FRAME_RATE_HZ, SPEED_MPS, ego_pose  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 log = logging.getLogger("make_readme_images")
 

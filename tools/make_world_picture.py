@@ -13,14 +13,12 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from make_readme_images import _heading, _save, _stack
+from vfdepth_core import viz
+from vfdepth_core.datasets.synthetic import DDAD_RIG, generate_world, render_cameras
+from vfdepth_core.datasets.synthetic.drive import FRAME_RATE_HZ, SPEED_MPS, ego_pose
 
-from tools.make_readme_images import _heading, _save, _stack  # noqa: E402
-from vfdepth_core import viz  # noqa: E402
-from vfdepth_core.datasets.synthetic import DDAD_RIG, generate_world, render_cameras  # noqa: E402
-from vfdepth_core.datasets.synthetic.drive import FRAME_RATE_HZ, SPEED_MPS, ego_pose  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -27,16 +27,15 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from vfdepth_core import training_utils as tu  # noqa: E402
-from vfdepth_core.config import (Config, ConfigError, config_from_dict, config_to_dict, load_config,  # noqa: E402
-                                 with_overrides)
+from vfdepth_core import viz
+from vfdepth_core.config import Config, ConfigError, config_from_dict, config_to_dict, load_config, with_overrides
+from vfdepth_core.training.checks import check_checkpoint_compatible, check_dataset_kind, check_nonempty
+from vfdepth_core.training.distributed import pick_device
+from vfdepth_core.training.evaluate import evaluate_depth_model
+from vfdepth_core.training.files import write_json
 
 logger = logging.getLogger("vfdepth.eval")
 
@@ -92,7 +91,7 @@ def syn_views(T_ego_cam: torch.Tensor, yaws_deg=SYN_YAWS_DEG) -> torch.Tensor:
 def write_tables(res: dict, out_dir: Path, cameras: List[str]) -> None:
     from vfdepth_core.metrics import DEPTH_METRICS
 
-    tu.write_json(out_dir / "metrics.json", res)
+    write_json(out_dir / "metrics.json", res)
     with open(out_dir / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["scaling", "camera", *DEPTH_METRICS])
@@ -119,7 +118,7 @@ def run(argv: Optional[List[str]] = None) -> int:
         raise ConfigError(f"no checkpoint at {weight}; pass --weight_path (a .pt file written by training/train.py)")
     ck = load_checkpoint(weight, map_location="cpu")
     if args.use_file_config:
-        tu.check_checkpoint_compatible(ck.get("config"), file_cfg, str(weight))
+        check_checkpoint_compatible(ck.get("config"), file_cfg, str(weight))
         cfg = file_cfg
     else:
         try:
@@ -128,9 +127,9 @@ def run(argv: Optional[List[str]] = None) -> int:
             raise ConfigError(f"{weight}: its config does not load ({exc})") from None
         if args.set:
             cfg = with_overrides(cfg, args.set)
-        tu.check_checkpoint_compatible(ck.get("config"), cfg, str(weight))
-    device = tu.pick_device(0, (), args.device)
-    tu.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, args.config_file)
+        check_checkpoint_compatible(ck.get("config"), cfg, str(weight))
+    device = pick_device(0, (), args.device)
+    check_dataset_kind(cfg.data.data_path, cfg.data.dataset, args.config_file)
 
     model = VFDepth(cfg, load_imagenet=False)
     try:
@@ -141,7 +140,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     model.to(device).eval()
 
     ds = build_dataset(cfg, args.split, skip_broken=True)
-    tu.check_nonempty(ds, args.split, cfg.data.data_path)
+    check_nonempty(ds, args.split, cfg.data.data_path)
     loader = DataLoader(ds, batch_size=cfg.eval.eval_batch_size, shuffle=False,
                         num_workers=min(cfg.eval.eval_num_workers, len(os.sched_getaffinity(0))),
                         collate_fn=collate_skip_broken)
@@ -167,7 +166,7 @@ def run(argv: Optional[List[str]] = None) -> int:
 
     logger.info("evaluating %s (step %s) on %d %s samples of %s", weight, ck.get("step"), len(ds), args.split,
                 cfg.data.data_path)
-    res = tu.evaluate_depth_model(model, loader, cams, device, ev.eval_min_depth, ev.eval_max_depth,
+    res = evaluate_depth_model(model, loader, cams, device, ev.eval_min_depth, ev.eval_max_depth,
                                   max_samples=ev.eval_max_samples, on_batch=on_batch, amp=cfg.training.amp,
                                   unit=ev.eval_unit, median=ev.eval_median)
     res["checkpoint"] = str(weight)
@@ -240,16 +239,12 @@ def _write_depth(folder: Path, i: int, batch: dict, depth: torch.Tensor, b: int,
 
 def _write_vis(folder: Path, i: int, batch: dict, depth: torch.Tensor, b: int, cams: List[str], max_d: float,
                min_d: float) -> None:
-    from vfdepth_core import viz
-
-    rgb = [tu.image_to_uint8(im) for im in batch["image"][b, 0]]
-    pred = [tu.colorize_depth_np(d[0].cpu().numpy(), min_d, max_d) for d in depth[b]]
+    pred = depth[b].float().cpu().numpy()
     gt = batch["depth_gt"][b, :, 0].cpu().numpy()
-    err = [viz.colorize_error(depth[b, n, 0].cpu().numpy(), gt[n], batch["mask"][b, n, 0].cpu().numpy())
-           for n in range(len(cams))]
-    tu.write_png(folder / f"{i:05d}_rgb.png", tu.tile(rgb, 3))
-    tu.write_png(folder / f"{i:05d}_depth.png", tu.tile(pred, 3))
-    tu.write_png(folder / f"{i:05d}_abs_rel_error.png", tu.tile([np.asarray(e) for e in err], 3))
+    err = [viz.colorize_error(pred[n, 0], gt[n], batch["mask"][b, n, 0].cpu().numpy()) for n in range(len(cams))]
+    viz.write_png(folder / f"{i:05d}_rgb.png", viz.mosaic(batch["image"][b, 0].float().cpu().numpy(), 3))
+    viz.write_png(folder / f"{i:05d}_depth.png", viz.depth_mosaic(pred, min_d, max_d, 3))
+    viz.write_png(folder / f"{i:05d}_abs_rel_error.png", viz.mosaic(err, 3))
 
 
 @torch.no_grad()
@@ -271,9 +266,10 @@ def _write_syn(folder: Path, i: int, model, batch: dict, b: int, cams: List[str]
         for cam in cams:
             stem = f"{cam}_yaw{yaw:+.0f}"
             np.save(d / f"{stem}.npy", depth_v[k].astype(np.float32))
-            tu.write_png(d / f"{stem}.png", tu.colorize_depth_np(depth_v[k], t.min_depth, cfg.eval.eval_max_depth))
+            viz.write_png(d / f"{stem}.png",
+                          viz.colorize_depth(depth_v[k], vmin=t.min_depth, vmax=cfg.eval.eval_max_depth))
             k += 1
-    tu.write_json(d / "views.json", {"yaws_deg": list(SYN_YAWS_DEG), "cameras": cams,
+    write_json(d / "views.json", {"yaws_deg": list(SYN_YAWS_DEG), "cameras": cams,
                                      "T_ego_cam_virtual": Tv[0].cpu().numpy().tolist(),
                                      "K": Kv[0].cpu().numpy().tolist()})
 

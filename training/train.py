@@ -18,6 +18,8 @@ Mistakes in the config, data or checkpoint end with one ``error: ...`` line and 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import math
 import os
@@ -27,15 +29,20 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import torch
+from torch.utils.data import DataLoader
 
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-from vfdepth_core import training_utils as tu  # noqa: E402
-from vfdepth_core.config import Config, ConfigError, load_config, save_config, with_overrides  # noqa: E402
+from vfdepth_core import losses, viz
+from vfdepth_core.config import Config, ConfigError, load_config, save_config, with_overrides
+from vfdepth_core.model import VFDepth
+from vfdepth_core.training import checks
+from vfdepth_core.training.distributed import (DistInfo, all_reduce_mean, batch_to_device, free_port,
+                                               init_distributed, launched_by_torchrun)
+from vfdepth_core.training.ema import WeightEMA
+from vfdepth_core.training.evaluate import evaluate_depth_model
+from vfdepth_core.training.files import disk_use, prune_epoch_checkpoints
+from vfdepth_core.training.optim import NonFiniteGuard, TrainingAbort, autocast, grads_finite, make_adam
+from vfdepth_core.training.sampling import ResumableSampler, SeededSamples, seed_everything
 
 logger = logging.getLogger("vfdepth.train")
 
@@ -67,33 +74,10 @@ def setup_logging(level: str, rank: int) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, force=True)
 
 
-# --------------------------------------------------------------------------------------------------
-# Model and losses (the model engineer's contract: VFDepth(cfg), forward(batch), vfdepth_core.losses)
-
-
-def build_model(cfg: Config):
-    from vfdepth_core.model import VFDepth
-
-    return VFDepth(cfg)
-
-
-def compute_losses(model, cfg: Config, batch: dict, outputs) -> Dict[str, torch.Tensor]:
-    """Every loss term as a scalar tensor; 'total' (with gradient) is the one to minimise."""
-    from vfdepth_core import losses
-
-    total, terms = losses.compute_losses(batch, outputs, cfg)
-    out = dict(terms)
-    out["total"] = total
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-
-
 class Trainer:
     """Composes the loop: data, model, optimizer/scheduler, checkpoints, summaries, stopping."""
 
-    def __init__(self, cfg: Config, args: argparse.Namespace, info: tu.DistInfo):
+    def __init__(self, cfg: Config, args: argparse.Namespace, info: DistInfo):
         self.cfg = cfg
         self.args = args
         self.info = info
@@ -103,7 +87,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
-        self.guard = tu.NonFiniteGuard(cfg.training.max_bad_steps)
+        self.guard = NonFiniteGuard(cfg.training.max_bad_steps)
         self.stop_reason: Optional[str] = None
         self._signal = None
         self.writer = None
@@ -117,11 +101,11 @@ class Trainer:
     # ---- set-up ----------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        from vfdepth_core.datasets import build_dataset, collate_skip_broken
-
-        cfg, t = self.cfg, self.cfg.training
-        tu.seed_everything(t.seed + self.info.rank)
-        tu.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, self.args.config_file)
+        """Checks, data loaders, model + optimizer (resumed when asked), run folder; in this order (the
+        random draws of a fresh run depend on it)."""
+        cfg = self.cfg
+        seed_everything(cfg.training.seed + self.info.rank)
+        checks.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, self.args.config_file)
         if cfg.loss.gt_depth_coeff > 0 and "gt_depth" not in cfg.data.train_requirements:
             raise ConfigError(f"loss.gt_depth_coeff {cfg.loss.gt_depth_coeff} needs ground-truth depth in training: "
                               "add gt_depth to data.train_requirements (or set loss.gt_depth_coeff to 0)")
@@ -130,12 +114,21 @@ class Trainer:
             if (self.ckpt_dir / "latest.pt").exists():
                 raise ConfigError(f"{self.run_dir} already holds a run (checkpoints/latest.pt); pass --resume to "
                                   f"continue it, --overwrite to start over, or --run_dir for a new folder")
+        self._build_train_loader()
+        self._build_val_loaders()
+        self._build_model(resume_path)
+        if self.info.is_main:
+            self._open_run_folder()
 
+    def _build_train_loader(self) -> None:
+        from vfdepth_core.datasets import build_dataset, collate_skip_broken
+
+        cfg, t = self.cfg, self.cfg.training
         train_ds = build_dataset(cfg, "train", skip_broken=True)
-        tu.check_nonempty(train_ds, "train", cfg.data.data_path)
-        self.train_set = tu.SeededSamples(train_ds, seed=t.seed)
-        self.sampler = tu.ResumableSampler(len(train_ds), seed=t.seed, rank=self.info.rank,
-                                           world_size=self.info.world_size, shuffle=True)
+        checks.check_nonempty(train_ds, "train", cfg.data.data_path)
+        self.train_set = SeededSamples(train_ds, seed=t.seed)
+        self.sampler = ResumableSampler(len(train_ds), seed=t.seed, rank=self.info.rank,
+                                        world_size=self.info.world_size, shuffle=True)
         # The loader's own generator (reseeded per epoch) seeds its workers, so creating an iterator never
         # draws from the global RNG that a resumed run restores.
         self.loader_gen = torch.Generator()
@@ -148,6 +141,12 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ConfigError(f"training.batch_size {t.batch_size} is larger than this rank's share of the "
                               f"{len(train_ds)} training samples; lower the batch size")
+
+    def _build_val_loaders(self) -> None:
+        """Depth (and ego-motion) validation loaders on rank 0, when validation is on and the split has GT."""
+        from vfdepth_core.datasets import build_dataset, collate_skip_broken
+
+        cfg, t = self.cfg, self.cfg.training
         self.val_loader = None
         if self.info.is_main and (t.val_every_epochs or t.val_every_steps) and "gt_depth" in cfg.data.val_requirements:
             try:
@@ -161,11 +160,14 @@ class Trainer:
                 logger.warning("no validation during training: %s", exc)
         self.motion_loader = motion_val_loader(cfg) if self.val_loader is not None else None
 
-        model = build_model(cfg).to(self.device)
+    def _build_model(self, resume_path: Optional[Path]) -> None:
+        """Model, weight average, optimizer, schedule and loss scaler; resumed from `resume_path` when given."""
+        t = self.cfg.training
+        model = VFDepth(self.cfg).to(self.device)
         self.model_core = model
-        self.ema = tu.WeightEMA(model, t.ema_decay) if t.ema_decay > 0 and self.info.is_main else None
+        self.ema = WeightEMA(model, t.ema_decay) if t.ema_decay > 0 and self.info.is_main else None
         self._ema_model = None
-        self.optimizer = tu.make_adam(model.parameters(), t.learning_rate, self.device)
+        self.optimizer = make_adam(model.parameters(), t.learning_rate, self.device)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=t.scheduler_step_size, gamma=0.1)
         self.scaler = torch.amp.GradScaler("cuda", enabled=(t.amp == "fp16" and self.device.startswith("cuda")))
         if resume_path is not None:
@@ -176,16 +178,19 @@ class Trainer:
             dev_ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
             model = DDP(model, device_ids=dev_ids, find_unused_parameters=True)
         self.model = model
-        if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.run_dir / "config.yaml")
-            from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-            n_params = sum(p.numel() for p in self.model_core.parameters())
-            logger.info("run folder %s; %d training samples, %d steps/epoch x %d epochs, %d parameters, device %s%s",
-                        self.run_dir, len(train_ds), self.steps_per_epoch, t.num_epochs, n_params, self.device,
-                        f", {self.info.world_size} processes" if self.info.distributed else "")
+    def _open_run_folder(self) -> None:
+        """config.yaml (resolved) and the TensorBoard writer in the run folder."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.yaml")
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        n_params = sum(p.numel() for p in self.model_core.parameters())
+        logger.info("run folder %s; %d training samples, %d steps/epoch x %d epochs, %d parameters, device %s%s",
+                    self.run_dir, len(self.train_set), self.steps_per_epoch, cfg.training.num_epochs, n_params,
+                    self.device, f", {self.info.world_size} processes" if self.info.distributed else "")
 
     def _resume_path(self) -> Optional[Path]:
         r = self.args.resume
@@ -202,7 +207,7 @@ class Trainer:
         from vfdepth_core.checkpoint import load_checkpoint, restore_rng
 
         ck = load_checkpoint(path, map_location="cpu")
-        tu.check_checkpoint_compatible(ck.get("config"), self.cfg, str(path))
+        checks.check_checkpoint_compatible(ck.get("config"), self.cfg, str(path))
         try:
             # with a weight average, "model" is the average and "model_train" the weights to continue from
             self.model_core.load_state_dict(ck.get("model_train", ck["model"]))
@@ -233,7 +238,7 @@ class Trainer:
                 self.ema.load_state_dict(ck["model"], extra.get("ema_updates", 0))
             else:
                 logger.warning("%s holds no weight average: training.ema_decay starts one from its weights", path)
-                self.ema = tu.WeightEMA(self.model_core, self.cfg.training.ema_decay)
+                self.ema = WeightEMA(self.model_core, self.cfg.training.ema_decay)
         self.best_val = extra.get("best_val")
         rng_by_rank = extra.get("rng_by_rank") or {}
         restore_rng(rng_by_rank.get(str(self.info.rank), ck.get("rng")))
@@ -272,8 +277,8 @@ class Trainer:
             save_checkpoint(self.ckpt_dir / f"epoch_{per_epoch:03d}.pt", self.model_core, self.cfg, step=self.step,
                             epoch=self.epoch, extra={"last_val": extra.get("last_val", {})}, averaged=avg)
         lg = self.cfg.logging
-        tu.prune_epoch_checkpoints(self.ckpt_dir, lg.keep_last_checkpoints, lg.keep_every_epochs)
-        n, size = tu.disk_use(self.ckpt_dir)
+        prune_epoch_checkpoints(self.ckpt_dir, lg.keep_last_checkpoints, lg.keep_every_epochs)
+        n, size = disk_use(self.ckpt_dir)
         logger.info("checkpoint disk use: %d files, %.1f MB in %s (keep_last_checkpoints %d, keep_every_epochs %d%s)",
                     n, size / 1e6, self.ckpt_dir, lg.keep_last_checkpoints, lg.keep_every_epochs,
                     ", best.pt" if lg.keep_best else "")
@@ -336,23 +341,21 @@ class Trainer:
         rec = {"step": self.step, "epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
                "samples_per_s": sps, "elapsed_s": time.monotonic() - self._t_start, **terms}
         with open(self.run_dir / "train_log.jsonl", "a") as f:
-            f.write(__import__("json").dumps(rec) + "\n")
+            f.write(json.dumps(rec) + "\n")
 
     def log_images(self, batch: dict, outputs) -> None:
         if self.writer is None:
             return
+        t = self.cfg.training
+        views = {"depth/pred": outputs.depth, "depth/gt": batch.get("depth_gt"),
+                 "depth/virtual_view": getattr(outputs, "depth_aug", None)}
         try:
-            t = self.cfg.training
-            b0 = 0
-            self.writer.add_image("input/frame0", tu.rgb_mosaic(batch["image"][b0, 0]), self.step, dataformats="HWC")
-            self.writer.add_image("depth/pred", tu.depth_mosaic(outputs.depth[b0], t.min_depth, t.max_depth),
+            self.writer.add_image("input/frame0", viz.mosaic(batch["image"][0, 0].detach().float().cpu().numpy()),
                                   self.step, dataformats="HWC")
-            if "depth_gt" in batch:
-                self.writer.add_image("depth/gt", tu.depth_mosaic(batch["depth_gt"][b0], t.min_depth, t.max_depth),
-                                      self.step, dataformats="HWC")
-            if getattr(outputs, "depth_aug", None) is not None:
-                self.writer.add_image("depth/virtual_view", tu.depth_mosaic(outputs.depth_aug[b0], t.min_depth,
-                                                                            t.max_depth), self.step, dataformats="HWC")
+            for tag, depth in views.items():
+                if depth is not None:
+                    mosaic = viz.depth_mosaic(depth[0].detach().float().cpu().numpy(), t.min_depth, t.max_depth)
+                    self.writer.add_image(tag, mosaic, self.step, dataformats="HWC")
         except Exception as exc:  # noqa: BLE001 - a summary must never stop training
             logger.warning("image summary failed: %s", exc)
 
@@ -370,7 +373,7 @@ class Trainer:
                 self._ema_model = copy.deepcopy(self.model_core)
             self._ema_model.load_state_dict(self.ema.state_dict())
             model = self._ema_model
-        res = tu.evaluate_depth_model(model, self.val_loader, self.val_cameras, self.device,
+        res = evaluate_depth_model(model, self.val_loader, self.val_cameras, self.device,
                                       ev.eval_min_depth, ev.eval_max_depth, max_samples=ev.eval_max_samples,
                                       amp=self.cfg.training.amp, unit=ev.eval_unit, median=ev.eval_median)
         self.last_val = {"step": self.step, "epoch": self.epoch,
@@ -384,7 +387,7 @@ class Trainer:
         if self.motion_loader is not None:
             self.last_val["ego_motion"] = self.validate_motion(model)
         with open(self.run_dir / "val_log.jsonl", "a") as f:
-            f.write(__import__("json").dumps(_plain(self.last_val)) + "\n")
+            f.write(json.dumps(_plain(self.last_val)) + "\n")
         m, md = res["metric"]["mean"], res["median"]["mean"]
         logger.info("validation at step %d: metric abs_rel %.3f d1 %.3f | median abs_rel %.3f d1 %.3f (%d samples, %.0f s)",
                     self.step, _f(m["abs_rel"]), _f(m["d1"]), _f(md["abs_rel"]), _f(md["d1"]), res["samples"],
@@ -435,14 +438,14 @@ class Trainer:
         t = self.cfg.training
         self.optimizer.zero_grad(set_to_none=True)
         # the network under autocast; the losses (warps, pixel coordinates, SSIM) in fp32
-        with tu._autocast(self.device, t.amp):
+        with autocast(self.device, t.amp):
             outputs = self.model(batch)
-        terms = compute_losses(self.model, self.cfg, batch, outputs)
-        total = terms["total"]
+        total, terms = losses.compute_losses(batch, outputs, self.cfg)
+        terms = {**terms, "total": total}
         self.scaler.scale(total.float()).backward()
         # identical decision on every rank: gradients are already averaged, the loss is reduced here
-        loss_ok = torch.isfinite(tu.all_reduce_mean(total.detach().float().reshape(1), self.info)).all()
-        ok = self.guard.check(torch.tensor(0.0 if (bool(loss_ok) and tu.grads_finite(self.model.parameters()))
+        loss_ok = torch.isfinite(all_reduce_mean(total.detach().float().reshape(1), self.info)).all()
+        ok = self.guard.check(torch.tensor(0.0 if (bool(loss_ok) and grads_finite(self.model.parameters()))
                                            else float("nan")), self.step + 1)
         if ok:
             self.scaler.step(self.optimizer)
@@ -454,91 +457,77 @@ class Trainer:
         return ok, {k: float(v.detach()) for k, v in terms.items()}, outputs
 
     def train(self) -> int:
-        cfg, t = self.cfg, self.cfg.training
-        self._t_start = time.monotonic()
-        self._last_save = time.monotonic()
-        total_steps = t.num_epochs * self.steps_per_epoch
-        if t.max_steps is not None:
-            total_steps = min(total_steps, t.max_steps)
+        """Epochs of steps until the last epoch, training.max_steps/max_minutes or a signal; then a final
+        checkpoint."""
+        self._t_start = self._last_save = time.monotonic()
         self._install_signals()
-        bar = None
-        if self.info.is_main and not self.args.no_progress:
-            from tqdm import tqdm
-
-            # With a time budget the bar's total is re-estimated every step as the steps that fit in the
-            # minutes left (at most the step total), so tqdm's ETA is the time left, not that of every epoch.
-            desc = cfg.name if t.max_minutes is None else f"{cfg.name} (stops after {t.max_minutes:g} min)"
-            bar = tqdm(total=total_steps, initial=min(self.step, total_steps), unit="step", dynamic_ncols=True,
-                       desc=desc, file=sys.stderr)
-        sps_ema = None
-        global_batch = t.batch_size * self.info.world_size
+        t = self.cfg.training
+        progress = Progress(self._total_steps(), self.step, t.batch_size * self.info.world_size, self.cfg.name,
+                            t.max_minutes, self._t_start, bar=self.info.is_main and not self.args.no_progress)
         stopped, _ = self._sync_flags()
         while not stopped and self.epoch < t.num_epochs:
-            self.sampler.set_position(self.epoch, self.batch_in_epoch * t.batch_size)
-            self.train_set.set_epoch(self.epoch)
-            self.loader_gen.manual_seed(t.seed * 1_000_003 + self.epoch)
-            t_last = time.perf_counter()
-            for batch in self.loader:
-                if batch is None:  # every sample of the batch was broken
-                    self.batch_in_epoch += 1
-                    continue
-                batch = tu.batch_to_device(batch, self.device)
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("rank %d before step %d: rng digest %s, input digest %s, optimizer digest %s",
-                                 self.info.rank, self.step + 1, _digest(torch.get_rng_state()),
-                                 {k: _digest(v) for k, v in batch.items() if isinstance(v, torch.Tensor)},
-                                 _digest(*[t for st in self.optimizer.state.values() for t in st.values()]))
-                self._apply_lr_schedule(total_steps)
-                ok, terms, outputs = self._train_step(batch)
-                self.step += 1
+            stopped = self._run_epoch(progress) or self._end_epoch()
+        progress.close()
+        self._finish()
+        return 0
+
+    def _total_steps(self) -> int:
+        t = self.cfg.training
+        total = t.num_epochs * self.steps_per_epoch
+        return total if t.max_steps is None else min(total, t.max_steps)
+
+    def _run_epoch(self, progress: "Progress") -> bool:
+        """The rest of the current epoch (from batch_in_epoch on); True when training must stop."""
+        t = self.cfg.training
+        self.sampler.set_position(self.epoch, self.batch_in_epoch * t.batch_size)
+        self.train_set.set_epoch(self.epoch)
+        self.loader_gen.manual_seed(t.seed * 1_000_003 + self.epoch)
+        progress.start_epoch()
+        for batch in self.loader:
+            if batch is None:  # every sample of the batch was broken
                 self.batch_in_epoch += 1
-                now = time.perf_counter()
-                sps = global_batch / max(now - t_last, 1e-9)
-                t_last = now
-                sps_ema = sps if sps_ema is None else 0.9 * sps_ema + 0.1 * sps
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("rank %d step %d samples %s param_checksum %.10e", self.info.rank, self.step,
-                                 list(map(int, batch["index"])) if "index" in batch else "?",
-                                 _checksum(self.model_core))
-                if bar is not None:
-                    bar.update(1)
-                    post = dict(loss=f"{terms['total']:.4f}", sps=f"{sps_ema:.2f}", ep=self.epoch,
-                                skipped=self.guard.total)
-                    if t.max_minutes is not None:
-                        left = max(0.0, t.max_minutes - (time.monotonic() - self._t_start) / 60.0)
-                        post["budget_left"] = f"{left:.1f}min"
-                        fits = self.step + int(left * 60.0 * sps_ema / global_batch)
-                        bar.total = max(self.step, min(total_steps, fits))
-                    bar.set_postfix(**post, refresh=False)
-                if self.info.is_main and self._log_due():
-                    self.log_scalars(terms, sps_ema)
-                    self.log_images(batch, outputs)
-                    if bar is None:
-                        logger.info("step %d/%d epoch %d loss %.4f %.2f samples/s", self.step, total_steps, self.epoch,
-                                    terms["total"], sps_ema)
-                del outputs
-                if t.val_every_steps and self.step % t.val_every_steps == 0:
-                    self.validate()
-                stopped, save_due = self._sync_flags()
-                if stopped:
-                    break
-                if save_due:
-                    self.save()
-            if stopped:
-                break
-            # end of epoch
-            finished = self.epoch
-            self.epoch += 1
-            self.batch_in_epoch = 0
-            if t.lr_schedule == "step":
-                self.scheduler.step()
-            if t.val_every_epochs and (finished + 1) % t.val_every_epochs == 0:
+                continue
+            self._step(batch_to_device(batch, self.device), progress)
+            if t.val_every_steps and self.step % t.val_every_steps == 0:
                 self.validate()
-            save_freq = max(1, cfg.logging.save_frequency)
-            self.save(per_epoch=finished if (finished + 1) % save_freq == 0 else None)
-            stopped, _ = self._sync_flags()
-        if bar is not None:
-            bar.close()
+            stopped, save_due = self._sync_flags()
+            if stopped:
+                return True
+            if save_due:
+                self.save()
+        return False
+
+    def _step(self, batch: dict, progress: "Progress") -> None:
+        """One optimizer step on `batch`, then its log lines and summaries."""
+        self._debug_before_step(batch)
+        self._apply_lr_schedule(progress.total)
+        _, terms, outputs = self._train_step(batch)
+        self.step += 1
+        self.batch_in_epoch += 1
+        progress.tick()
+        self._debug_after_step(batch)
+        progress.show(self.step, terms["total"], self.epoch, self.guard.total)
+        if self.info.is_main and self._log_due():
+            self.log_scalars(terms, progress.sps)
+            self.log_images(batch, outputs)
+            if progress.bar is None:
+                logger.info("step %d/%d epoch %d loss %.4f %.2f samples/s", self.step, progress.total, self.epoch,
+                            terms["total"], progress.sps)
+
+    def _end_epoch(self) -> bool:
+        """Step schedule, validation and the epoch's checkpoint; True when training must stop."""
+        finished = self.epoch
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        if self.cfg.training.lr_schedule == "step":
+            self.scheduler.step()
+        if self.cfg.training.val_every_epochs and (finished + 1) % self.cfg.training.val_every_epochs == 0:
+            self.validate()
+        save_freq = max(1, self.cfg.logging.save_frequency)
+        self.save(per_epoch=finished if (finished + 1) % save_freq == 0 else None)
+        return self._sync_flags()[0]
+
+    def _finish(self) -> None:
         if self.stop_reason is not None:
             logger.info("stopping early at step %d: %s", self.step, self.stop_reason)
         if self._saved_at != (self.step, self.epoch, self.batch_in_epoch):
@@ -549,7 +538,18 @@ class Trainer:
         if self.info.is_main:
             logger.info("done: %d steps, %d non-finite steps skipped, checkpoint %s", self.step, self.guard.total,
                         self.ckpt_dir / "latest.pt")
-        return 0
+
+    def _debug_before_step(self, batch: dict) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("rank %d before step %d: rng digest %s, input digest %s, optimizer digest %s",
+                         self.info.rank, self.step + 1, _digest(torch.get_rng_state()),
+                         {k: _digest(v) for k, v in batch.items() if isinstance(v, torch.Tensor)},
+                         _digest(*[t for st in self.optimizer.state.values() for t in st.values()]))
+
+    def _debug_after_step(self, batch: dict) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("rank %d step %d samples %s param_checksum %.10e", self.info.rank, self.step,
+                         list(map(int, batch["index"])) if "index" in batch else "?", _checksum(self.model_core))
 
     def _install_signals(self) -> None:
         def handler(signum, _frame):
@@ -561,6 +561,57 @@ class Trainer:
             signal.signal(signal.SIGINT, handler)
         except ValueError:  # not the main thread
             pass
+
+
+class Progress:
+    """The tqdm bar (None without one) and the samples/s average of the log lines.
+
+    With a time budget (max_minutes from t_start) the bar's total is re-estimated every step as the steps
+    that fit in the minutes left (at most `total`), so tqdm's ETA is the time left, not that of every epoch.
+    """
+
+    def __init__(self, total: int, initial: int, global_batch: int, desc: str, max_minutes: Optional[float],
+                 t_start: float, bar: bool):
+        self.total = total
+        self.global_batch = global_batch
+        self.max_minutes = max_minutes
+        self.t_start = t_start
+        self.sps: Optional[float] = None
+        self._t_last = time.perf_counter()
+        self.bar = None
+        if bar:
+            from tqdm import tqdm
+
+            if max_minutes is not None:
+                desc = f"{desc} (stops after {max_minutes:g} min)"
+            self.bar = tqdm(total=total, initial=min(initial, total), unit="step", dynamic_ncols=True, desc=desc,
+                            file=sys.stderr)
+
+    def start_epoch(self) -> None:
+        self._t_last = time.perf_counter()
+
+    def tick(self) -> None:
+        """One step done: update the samples/s average."""
+        now = time.perf_counter()
+        sps = self.global_batch / max(now - self._t_last, 1e-9)
+        self._t_last = now
+        self.sps = sps if self.sps is None else 0.9 * self.sps + 0.1 * sps
+
+    def show(self, step: int, loss: float, epoch: int, skipped: int) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        post = dict(loss=f"{loss:.4f}", sps=f"{self.sps:.2f}", ep=epoch, skipped=skipped)
+        if self.max_minutes is not None:
+            left = max(0.0, self.max_minutes - (time.monotonic() - self.t_start) / 60.0)
+            post["budget_left"] = f"{left:.1f}min"
+            fits = step + int(left * 60.0 * self.sps / self.global_batch)
+            self.bar.total = max(step, min(self.total, fits))
+        self.bar.set_postfix(**post, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def motion_val_loader(cfg):
@@ -584,8 +635,6 @@ def _workers(n: int) -> int:
 
 
 def _digest(*tensors) -> str:
-    import hashlib
-
     h = hashlib.sha1()
     for x in tensors:
         h.update(x.detach().cpu().contiguous().numpy().tobytes())
@@ -631,9 +680,9 @@ def run(argv: Optional[List[str]] = None) -> int:
     if args.check_data:
         from vfdepth_core.datasets.check import run_check
 
-        tu.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, args.config_file)
+        checks.check_dataset_kind(cfg.data.data_path, cfg.data.dataset, args.config_file)
         return run_check(cfg, decode=args.check_data == "decode", progress=not args.no_progress)
-    if cfg.ddp.ddp_enable and not tu.launched_by_torchrun() and cfg.ddp.world_size > 1:
+    if cfg.ddp.ddp_enable and not launched_by_torchrun() and cfg.ddp.world_size > 1:
         if torch.cuda.is_available() and torch.cuda.device_count() < cfg.ddp.world_size:
             raise ConfigError(f"ddp.world_size {cfg.ddp.world_size} needs as many GPUs, found "
                               f"{torch.cuda.device_count()}; lower ddp.world_size or disable ddp.ddp_enable")
@@ -641,9 +690,9 @@ def run(argv: Optional[List[str]] = None) -> int:
 
         logger.info("ddp.ddp_enable: spawning %d worker processes", cfg.ddp.world_size)
         mp.spawn(_spawn_entry, args=(list(argv if argv is not None else sys.argv[1:]), cfg.ddp.world_size,
-                                     tu.free_port()), nprocs=cfg.ddp.world_size, join=True)
+                                     free_port()), nprocs=cfg.ddp.world_size, join=True)
         return 0
-    info = tu.init_distributed(cfg.ddp.gpus if cfg.ddp.ddp_enable else (), args.device)
+    info = init_distributed(cfg.ddp.gpus if cfg.ddp.ddp_enable else (), args.device)
     try:
         trainer = Trainer(cfg, args, info)
         trainer.setup()
@@ -669,7 +718,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         return run(argv)
-    except (ConfigError, DatasetError, CheckpointError, ShapeError, tu.TrainingAbort) as exc:
+    except (ConfigError, DatasetError, CheckpointError, ShapeError, TrainingAbort) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
 

@@ -363,7 +363,7 @@ def evaluate_motion_model(model, loader, device: str = "cpu", max_samples: Optio
 
     import torch
 
-    from vfdepth_core.training_utils import batch_to_device
+    from vfdepth_core.training.distributed import batch_to_device
 
     frame_ids = tuple(getattr(loader.dataset, "frame_ids", MOTION_FRAME_IDS))
     core = model.module if hasattr(model, "module") else model

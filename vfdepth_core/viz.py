@@ -398,6 +398,11 @@ def mosaic(images: Union[ArrayLike, Sequence[ArrayLike]], ncols: int = 3, labels
     return out
 
 
+def depth_mosaic(depths_m: ArrayLike, vmin: float, vmax: float, ncols: int = 3) -> np.ndarray:
+    """Depth maps (N, H, W) or (N, 1, H, W) metres -> one mosaic of their colourings (``colorize_depth``)."""
+    return mosaic([colorize_depth(d, vmin=vmin, vmax=vmax) for d in _np(depths_m)], ncols=ncols)
+
+
 def surround_order_from_extrinsics(T_ego_cam: ArrayLike) -> Tuple[int, ...]:
     """Indices of six cameras in the paper's layout order (front-left, front, front-right, back-left, back,
     back-right), from their viewing directions. T_ego_cam (6, 4, 4), camera -> vehicle (x fwd, y left)."""
@@ -614,6 +619,7 @@ __all__ = [
     "colorize_error",
     "colormap_lut",
     "depth_colorbar",
+    "depth_mosaic",
     "depth_range",
     "depth_with_colorbar",
     "draw_label",

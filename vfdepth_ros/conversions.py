@@ -200,12 +200,12 @@ def image_to_rgb(msg) -> np.ndarray:
 
 def image_to_array(msg) -> np.ndarray:
     """sensor_msgs/Image -> (H, W) float32 metres for a depth encoding (32FC1; 16UC1/mono16 in mm),
-    (H, W) uint8 for mono8/8UC1, else (H, W, 3) uint8 RGB."""
+    (H, W) uint8 for mono8/8UC1, else (H, W, 3) uint8 RGB; always a writable array of its own."""
     enc = _encoding(msg)
     arr = image_to_numpy(msg)
     if enc in DEPTH_ENCODINGS:
         return arr.astype(np.float32) if enc == "32FC1" else arr.astype(np.float32) / 1000.0
-    return arr if arr.ndim == 2 else to_rgb8(arr, enc)
+    return np.require(arr if arr.ndim == 2 else to_rgb8(arr, enc), requirements="W")
 
 
 def depth_to_image(depth_m: np.ndarray, header, types: MessageTypes = RCLPY):
@@ -288,7 +288,7 @@ def resize_rgb(rgb: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
 def camera_info_to_K(msg) -> Tuple[np.ndarray, Tuple[int, int]]:
     """sensor_msgs/CameraInfo -> (K (3, 3) float64, (H, W)). Rejects NaN/inf, non-positive focal lengths
     and an empty size."""
-    K = np.asarray(msg.k, dtype=np.float64)
+    K = np.array(msg.k, dtype=np.float64)  # a copy: a bag message's k is a read-only view of its bytes
     if K.size != 9:
         raise ConversionError(f"CameraInfo.k must have 9 values, got {K.size}")
     K = K.reshape(3, 3)

@@ -8,6 +8,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
+from vfdepth_ros import conversions as cv
 from vfdepth_ros.bag import common as C
 
 
@@ -21,12 +22,13 @@ def write_outputs_bag(path: str | Path, depth: Dict[str, List[Tuple[int, np.ndar
             bw.add_topic(f"{cam}/depth", "sensor_msgs/msg/Image")
             bw.add_topic(f"{cam}/depth/camera_info", "sensor_msgs/msg/CameraInfo")
             for t, d, K, frame in frames:
-                items.append((t, f"{cam}/depth", C.image_msg(np.asarray(d, np.float32), t, frame, encoding="32FC1")))
-                items.append((t, f"{cam}/depth/camera_info", C.camera_info_msg(K, d.shape[0], d.shape[1], t, frame)))
+                header = cv.make_header(t, frame, cv.BAG)
+                items.append((t, f"{cam}/depth", cv.depth_to_image(d, header, cv.BAG)))
+                items.append((t, f"{cam}/depth/camera_info", cv.K_to_camera_info(K, d.shape, header, types=cv.BAG)))
         if odom:
             bw.add_topic("odom", "nav_msgs/msg/Odometry")
             for t, T in odom:
-                items.append((t, "odom", C.odometry_msg(T, t)))
+                items.append((t, "odom", cv.matrix_to_odometry(T, t, types=cv.BAG)))
         for t, topic, msg in sorted(items, key=lambda x: (x[0], x[1])):
             bw.write(topic, t, C.serialize(msg))
     return Path(path)

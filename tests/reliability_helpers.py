@@ -55,8 +55,7 @@ def clear_errors(*extra: type) -> Tuple[type, ...]:
 
     types: List[type] = [ConfigError, ShapeError, DatasetError, CheckpointError]
     try:
-        from vfdepth_ros.cli import UserError
-        from vfdepth_ros.conversions import ConversionError
+        from vfdepth_ros.errors import ConversionError, UserError
         from vfdepth_ros.graph import GraphError
         from vfdepth_ros.params import ParamError
 

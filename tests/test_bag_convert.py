@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bag_helpers import decode_all, read_all
+from vfdepth_ros import conversions as cv
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag import convert
 from vfdepth_ros.bag.info import summarize
@@ -62,7 +63,7 @@ def test_ddad_bag_stamps_frames_and_lidar(ddad_bag, ddad_sample):
     # stamps: the dataset's (same rule as the DDAD loader), header == log time, time-ordered
     for n, cam in enumerate(DDAD_CAMS):
         imgs = decode_all(out, f"{cam}/image_raw")
-        assert [C.stamp_to_ns(m.header.stamp) for m in imgs] == [s[n] for s in loader_stamps]
+        assert [cv.stamp_to_ns(m.header.stamp) for m in imgs] == [s[n] for s in loader_stamps]
         assert [t for t, _ in msgs[f"{cam}/image_raw"]] == [s[n] for s in loader_stamps]
         assert all(m.encoding == "rgb8" and (m.height, m.width) == (200, 320) for m in imgs)
         assert all(m.header.frame_id == f"{cam}_optical_frame" for m in imgs)
@@ -73,16 +74,16 @@ def test_ddad_bag_stamps_frames_and_lidar(ddad_bag, ddad_sample):
     assert all(ts.header.frame_id == "base_link" for ts in tf_static.transforms)
     # gt/odom: first = identity, odom -> base_link
     odoms = decode_all(out, "gt/odom")
-    assert np.allclose(C.transform_to_matrix(odoms[0].pose.pose), np.eye(4), atol=1e-9)
+    assert np.allclose(cv.odometry_to_matrix(odoms[0]), np.eye(4), atol=1e-9)
     assert all(m.header.frame_id == "odom" and m.child_frame_id == "base_link" for m in odoms)
-    moved = np.linalg.norm(C.transform_to_matrix(odoms[-1].pose.pose)[:3, 3])
+    moved = np.linalg.norm(cv.odometry_to_matrix(odoms[-1])[:3, 3])
     assert 1.0 < moved < 10.0  # the sample moves about 1.27 m per sample
     tfs = decode_all(out, "/tf")
     assert all(m.transforms[0].header.frame_id == "odom" and m.transforms[0].child_frame_id == "base_link" for m in tfs)
     # LIDAR: the .npz points, frame lidar, float32 x, y, z, intensity
     clouds = decode_all(out, "lidar/points")
     first = np.load(ddad_sample / "000000" / samples[0]["LIDAR"]["datum"]["point_cloud"]["filename"])["data"]
-    pts = C.pointcloud_to_array(clouds[0])
+    pts = cv.pointcloud2_to_xyzi(clouds[0])
     assert clouds[0].header.frame_id == "lidar" and [f.name for f in clouds[0].fields] == ["x", "y", "z", "intensity"]
     assert np.allclose(pts, first.astype(np.float32))
 
@@ -131,14 +132,14 @@ def test_synthetic_nuscenes_layout_to_bag(nusc_drive, tmp_path):
         assert np.array_equal(convert._decode(bytes(np.asarray(img.data, np.uint8)), cam), drive.frames[0].images[i])
     assert n["lidar/points"] == F and n["gt/odom"] == F
     (tf_static,) = decode_all(out, "/tf_static")
-    by_child = {ts.child_frame_id: C.transform_to_matrix(ts.transform) for ts in tf_static.transforms}
+    by_child = {ts.child_frame_id: cv.transform_to_matrix(ts) for ts in tf_static.transforms}
     for i, cam in enumerate(cams):
         assert np.allclose(by_child[f"{cam}_optical_frame"], drive.T_ego_cam[i], atol=1e-6)
     odoms = decode_all(out, "gt/odom")
     T0 = drive.frames[0].T_world_ego
     for m, fr in zip(odoms, drive.frames):
-        assert C.stamp_to_ns(m.header.stamp) == fr.stamp_ns // 1000 * 1000  # nuScenes stores microseconds
-        assert np.allclose(C.transform_to_matrix(m.pose.pose), np.linalg.inv(T0) @ fr.T_world_ego, atol=1e-5)
+        assert cv.stamp_to_ns(m.header.stamp) == fr.stamp_ns // 1000 * 1000  # nuScenes stores microseconds
+        assert np.allclose(cv.odometry_to_matrix(m), np.linalg.inv(T0) @ fr.T_world_ego, atol=1e-5)
 
 
 def test_synthetic_drive_to_bag_raw_images(nusc_drive, tmp_path):
@@ -150,9 +151,9 @@ def test_synthetic_drive_to_bag_raw_images(nusc_drive, tmp_path):
     imgs = decode_all(out, "cam_back/image_raw")
     assert len(imgs) == len(drive.frames)
     for m, fr in zip(imgs, drive.frames):
-        assert C.stamp_to_ns(m.header.stamp) == fr.stamp_ns
-        assert np.array_equal(C.image_to_array(m), fr.images[5])
-    pts = C.pointcloud_to_array(decode_all(out, "lidar/points")[0])
+        assert cv.stamp_to_ns(m.header.stamp) == fr.stamp_ns
+        assert np.array_equal(cv.image_to_array(m), fr.images[5])
+    pts = cv.pointcloud2_to_xyzi(decode_all(out, "lidar/points")[0])
     assert np.allclose(pts, drive.frames[0].lidar)
 
 

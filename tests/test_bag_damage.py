@@ -15,7 +15,7 @@ from bag_helpers import mcap_records, one_line_error, tiny_recording, write_outp
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.convert import write_recording
 from vfdepth_ros.bag.info import summarize
-from vfdepth_ros.bag.repair import repair
+from vfdepth_ros.bag.common import repair
 from vfdepth_ros.cli import main
 
 pytest.importorskip("rosbags")
@@ -117,7 +117,7 @@ def test_sqlite3_bag_missing_rows_is_an_error(tmp_path, capsys):
 
 def test_viewer_refuses_a_damaged_bag(good, tmp_path):
     pytest.importorskip("rerun", reason="rerun-sdk is needed for the viewer")
-    from vfdepth_ros.viewer import record_bags
+    from vfdepth_ros.viewer.record import record_bags
 
     bad = _damaged(good, tmp_path, "opcode")
     with pytest.raises(C.BagError, match="messages its index lists"):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bag_helpers import decode_all, mcap_records, read_all, tiny_recording, vfdepth_cmd
+from vfdepth_ros import conversions as cv
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.convert import write_recording
 from vfdepth_ros.dds import loopback_env
@@ -59,7 +60,7 @@ def test_play_record_round_trip_byte_identical(tiny_bag, tmp_path, ros_domain_id
     from vfdepth_ros.bag.info import summarize
 
     assert {t.topic for t in summarize(out).topics if t.latched} == {"/tf_static"}
-    clocks = [C.stamp_to_ns(m.clock) for m in decode_all(out, "clock")]
+    clocks = [cv.stamp_to_ns(m.clock) for m in decode_all(out, "clock")]
     assert clocks == sorted(clocks) and clocks[-1] == src["camera_00/image_raw"][-1][0]
 
 
@@ -134,7 +135,7 @@ def test_paced_play_sends_the_first_frame_again_when_it_got_no_output(tiny_bag, 
         pub = node.create_publisher(Image, "camera_00/depth", rclpy_qos(False))
 
         def on_image(msg):
-            seen.append(C.stamp_to_ns(msg.header.stamp))
+            seen.append(cv.stamp_to_ns(msg.header.stamp))
             if len(seen) > 1:  # the very first image is "lost"
                 pub.publish(msg)
 
@@ -153,7 +154,7 @@ def test_paced_play_sends_the_first_frame_again_when_it_got_no_output(tiny_bag, 
         rclpy.shutdown(context=ctx)
     assert rc == 0, log
     assert "publishing it again" in log and "no output for stamp" not in log, log
-    stamps = [C.stamp_to_ns(m.header.stamp) for m in decode_all(tiny_bag, "camera_00/image_raw")]
+    stamps = [cv.stamp_to_ns(m.header.stamp) for m in decode_all(tiny_bag, "camera_00/image_raw")]
     assert seen == [stamps[0]] + stamps, (seen, log)  # first frame twice, then each frame once, in order
 
 
@@ -196,12 +197,12 @@ def test_paced_play_resends_lost_frames_and_reports_the_ones_without_output(tiny
     """A node that loses frame 1 once and never answers frame 3: frame 1 is re-sent and goes through,
     frame 3 is re-sent --max-resends times and counted as lost (not waited out for --wait-timeout),
     the run ends with a summary and exit 1; --tolerate-lost makes that exit 0."""
-    stamps = [C.stamp_to_ns(m.header.stamp) for m in decode_all(tiny_bag, "camera_00/image_raw")]
+    stamps = [cv.stamp_to_ns(m.header.stamp) for m in decode_all(tiny_bag, "camera_00/image_raw")]
     for extra, want_rc in (((), 1), (("--tolerate-lost",), 0)):
         seen = []
 
         def on_image(msg, pub):
-            t = C.stamp_to_ns(msg.header.stamp)
+            t = cv.stamp_to_ns(msg.header.stamp)
             seen.append(t)
             if t == stamps[3] or (t == stamps[1] and seen.count(t) == 1):
                 return  # dropped on purpose

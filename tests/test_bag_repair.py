@@ -7,9 +7,10 @@ import shutil
 import pytest
 
 from bag_helpers import read_all
+from vfdepth_ros import conversions as cv
 from vfdepth_ros.bag import common as C
-from vfdepth_ros.bag.common import BagError
-from vfdepth_ros.bag.repair import repair, salvage
+from vfdepth_ros.bag.common import BagError, repair
+from vfdepth_ros.bag.mcap_salvage import salvage
 from vfdepth_ros.cli import main
 
 
@@ -25,7 +26,7 @@ def _killed_recording(tmp_path, n_flushed=5, n_unflushed=3):
     from rosbags.typesys.stores.ros2_kilted import std_msgs__msg__Header as Header
     import numpy as np
 
-    ts = C.typestore()
+    ts = cv.typestore()
     payloads = []
     for i in range(n_flushed + n_unflushed):
         msg = Image(Header(Time(sec=i, nanosec=0), "camera_01"), 2, 3, "rgb8", 0, 9,

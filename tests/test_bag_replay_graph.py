@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bag_helpers import decode_all, tiny_recording, vfdepth_cmd
+from vfdepth_ros import conversions as cv
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.convert import write_recording
 from vfdepth_ros.dds import loopback_env
@@ -78,11 +79,11 @@ def test_replay_through_node_graph_gives_depth_for_every_set(repo_root, tmp_path
     stamps = [1_700_000_000_000_000_000 + f * 100_000_000 for f in range(frames)]
     for cam in CAMS:
         depth = decode_all(outputs, f"{cam}/depth")
-        assert [C.stamp_to_ns(m.header.stamp) for m in depth] == stamps, cam
+        assert [cv.stamp_to_ns(m.header.stamp) for m in depth] == stamps, cam
         infos = decode_all(outputs, f"{cam}/depth/camera_info")
         for m, info in zip(depth, infos):
             assert m.encoding == "32FC1" and m.header.frame_id == f"{cam}_optical_frame"
-            d = C.image_to_array(m)
+            d = cv.image_to_array(m)
             assert d.shape == (64, 96) and (info.height, info.width) == d.shape  # network size of the tiny config
             assert np.isfinite(d).all() and (d > 0).all()
     assert len(decode_all(outputs, "odom")) >= frames - 1

@@ -73,3 +73,73 @@ def test_scanner_catches_every_import_form():
     assert found == ["builtin_interfaces", "cv_bridge", "message_filters", "nav_msgs", "rclpy", "sensor_msgs",
                      "vfdepth_ros"]
     assert not forbidden("numpy") and not forbidden("torch") and not forbidden("yaml")
+
+
+# ------------------------------------------------------------------------------ no import cycles in vfdepth_ros
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(source: str, filename: str, package: str, known: set) -> set:
+    """The modules of `known` that a source imports (any form, lazy ones too): `from a.b import c`
+    counts a.b.c when that is a module, else a.b; relative imports resolve against `package`."""
+    out = set()
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            out |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names}
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
+                "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+            out.add(str(node.args[0].value))
+    return {m for m in out if m in known}
+
+
+def import_cycle(graph: dict) -> list:
+    """One import cycle [a, b, ..., a] of a {module: imported modules} graph, or []."""
+    state: dict = {}
+
+    def visit(m: str, stack: list) -> list:
+        state[m] = "open"
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == "open":
+                return stack[stack.index(n):] + [n]
+            if n not in state:
+                found = visit(n, stack + [n])
+                if found:
+                    return found
+        state[m] = "done"
+        return []
+
+    for m in sorted(graph):
+        if m not in state:
+            found = visit(m, [m])
+            if found:
+                return found
+    return []
+
+
+def test_ros_package_has_no_import_cycles():
+    files = sorted(p for p in (ROOT / "vfdepth_ros").rglob("*.py") if "__pycache__" not in p.parts)
+    known = {_module_name(p) for p in files}
+    graph = {}
+    for p in files:
+        name = _module_name(p)
+        package = name if p.name == "__init__.py" else name.rsplit(".", 1)[0]
+        graph[name] = imported_modules(p.read_text(), str(p), package, known) - {name}
+    assert graph["vfdepth_ros.bag.common"] >= {"vfdepth_ros.errors"}  # the scanner sees the package's imports
+    cycle = import_cycle(graph)
+    assert not cycle, "import cycle in vfdepth_ros: " + " -> ".join(cycle)
+
+
+def test_cycle_finder():
+    known = {"p.a", "p.b", "p.c"}
+    src = "def f():\n    from p import b\nimport importlib\nimportlib.import_module('p.c')\nfrom .c import x\n"
+    assert imported_modules(src, "<test>", "p", known) == {"p.b", "p.c"}
+    assert import_cycle({"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}}) == ["p.a", "p.b", "p.c", "p.a"]
+    assert import_cycle({"p.a": {"p.b", "p.c"}, "p.b": {"p.c"}, "p.c": set()}) == []

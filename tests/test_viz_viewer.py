@@ -15,7 +15,12 @@ import pytest
 rr = pytest.importorskip("rerun", reason="rerun-sdk is needed for the viewer")
 pytest.importorskip("rosbags", reason="rosbags is needed to write the test bag")
 
-from vfdepth_ros import viewer  # noqa: E402
+from vfdepth_ros import conversions as cv  # noqa: E402
+from vfdepth_ros.errors import UserError  # noqa: E402
+from vfdepth_ros.viewer import cli as viewer  # noqa: E402
+from vfdepth_ros.viewer.layout import TIMELINE  # noqa: E402
+from vfdepth_ros.viewer.logger import FrameLogger  # noqa: E402
+from vfdepth_ros.viewer.record import image_role, record_bags  # noqa: E402
 
 import viz_helpers as VH  # noqa: E402
 
@@ -30,13 +35,13 @@ def test_bag(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def recording(test_bag, tmp_path_factory):
     out = tmp_path_factory.mktemp("rrd") / "view.rrd"
-    summary = viewer.record_bags([test_bag], out)
+    summary = record_bags([test_bag], out)
     return out, summary
 
 
 def _table(rrd: Path, entity: str, static: bool = False):
     rec = rr.dataframe.load_recording(str(rrd))
-    view = rec.view(index=viewer.TIMELINE, contents=entity)
+    view = rec.view(index=TIMELINE, contents=entity)
     return (view.select_static() if static else view.select()).read_all()
 
 
@@ -134,7 +139,7 @@ def test_two_bags_later_tf_wins(tmp_path):
     outputs = tmp_path / "out"
     VH.write_test_bag(outputs)
     out = tmp_path / "both.rrd"
-    summary = viewer.record_bags([inputs, outputs], out)
+    summary = record_bags([inputs, outputs], out)
     assert summary.messages["camera_01/image_raw"] == 2 * VH.N_FRAMES
     viewer.verify_recording(out)
 
@@ -142,7 +147,7 @@ def test_two_bags_later_tf_wins(tmp_path):
 def test_log_frame_api(tmp_path):
     torch = pytest.importorskip("torch")  # the Predictor's outputs are tensors: accepted as they are
     out = tmp_path / "frames.rrd"
-    logger = viewer.FrameLogger.to_file(out, jpeg_quality=0)
+    logger = FrameLogger.to_file(out, jpeg_quality=0)
     cams = ["camera_01", "camera_05"]
     K = np.stack([VH.camera_K(VH.DH, VH.DW)] * 2)
     T = np.stack([np.eye(4)] * 2)
@@ -163,35 +168,39 @@ def test_log_frame_api(tmp_path):
     t = _table(out, "/world/base_link/camera_01/image")
     Ki = np.array([p for p in t.column("/world/base_link/camera_01/image:PinholeProjection").to_pylist()
                    if p][0][0]).reshape(3, 3).T
-    np.testing.assert_allclose(Ki, viewer.scale_K_to(K[0], (VH.DH, VH.DW), (VH.H, VH.W)), rtol=1e-6)
+    np.testing.assert_allclose(Ki, cv.scale_K(K[0], (VH.DH, VH.DW), (VH.H, VH.W)), rtol=1e-6)
     td = _table(out, "/world/base_link/camera_05/depth")
     buf = [b for b in td.column("/world/base_link/camera_05/depth:ImageBuffer").to_pylist() if b][-1][0]
     assert np.all(np.frombuffer(bytes(buf), np.float32) == 5.0)
     tt = _table(out, "/world/trajectory/odom")
     last = [s for s in tt.column("/world/trajectory/odom:LineStrip3D").to_pylist() if s][-1][0]
     np.testing.assert_allclose(np.array(last)[:, 0], [0.0, 1.0, 2.0])
-    with pytest.raises(viewer.UserError, match="images"):
-        logger2 = viewer.FrameLogger(rr.RecordingStream("t"))
+    with pytest.raises(UserError, match="images"):
+        logger2 = FrameLogger(rr.RecordingStream("t"))
         logger2.log_frame(0, cams, images=np.zeros((3, VH.H, VH.W, 3), np.uint8))
 
 
-def test_decoders():
+def test_codec_decodes_bag_messages():
+    """The codec reads rosbags' message objects as it reads rclpy's (the viewer's decoders)."""
     ts = VH._ts()
     bgr = np.zeros((2, 3, 3), np.uint8)
     bgr[..., 0] = 255  # blue in BGR
     msg = VH._image(ts, 0, "f", bgr, "bgr8")
-    assert viewer.image_to_array(msg)[0, 0].tolist() == [0, 0, 255]
+    assert cv.image_to_array(msg)[0, 0].tolist() == [0, 0, 255]
+    rgba = np.concatenate([bgr[..., ::-1], np.full((2, 3, 1), 9, np.uint8)], axis=2)
+    assert cv.image_to_array(VH._image(ts, 0, "f", rgba, "rgba8"))[0, 0].tolist() == [0, 0, 255]
     mm = np.array([[1500, 0]], np.uint16)
-    assert viewer.image_to_array(VH._image(ts, 0, "f", mm, "16UC1")).tolist() == [[1.5, 0.0]]
-    with pytest.raises(viewer.UserError, match="encoding"):
-        viewer.image_to_array(VH._image(ts, 0, "f", bgr, "yuv422"))
+    assert cv.image_to_array(VH._image(ts, 0, "f", mm, "16UC1")).tolist() == [[1.5, 0.0]]
+    with pytest.raises(cv.ConversionError, match="encoding"):
+        cv.image_to_array(VH._image(ts, 0, "f", bgr, "yuv422"))
     xyz = np.array([[1, 2, 3], [np.nan, 0, 0]], np.float32)
     cloud = VH._cloud(ts, 0, "base_link", xyz, np.array([[255, 128, 0], [1, 2, 3]], np.uint8))
-    p, c = viewer.pointcloud2_to_xyzrgb(cloud)
-    assert p.tolist() == [[1, 2, 3]] and c.tolist() == [[255, 128, 0]]
-    assert viewer.image_role("camera_01/image_raw/compressed") == "image"
-    assert viewer.image_role("camera_01/depth") == "depth" and viewer.image_role("virtual/depth") == "depth"
-    assert viewer.image_role("diagnostics") is None
+    p, c = cv.pointcloud2_to_xyzrgb(cloud)
+    np.testing.assert_array_equal(p, xyz)
+    assert c.tolist() == [[255, 128, 0], [1, 2, 3]]
+    assert image_role("camera_01/image_raw/compressed") == "image"
+    assert image_role("camera_01/depth") == "depth" and image_role("virtual/depth") == "depth"
+    assert image_role("diagnostics") is None
 
 
 def _free_port() -> int:
@@ -217,7 +226,7 @@ def _listening(port: int) -> set:
 
 def test_serve_binds_loopback_only(recording):
     out, _ = recording
-    with pytest.raises(viewer.UserError, match="bind"):
+    with pytest.raises(UserError, match="bind"):
         viewer.serve_command(out, bind="localhost-ish")
     grpc_port, web_port = _free_port(), _free_port()
     cmd = viewer.serve_command(out, grpc_port=grpc_port, web_port=web_port)

@@ -212,6 +212,7 @@ def pictures(bag: Path, outputs: Path, out_dir: Path, res: dict) -> None:
     import numpy as np
 
     from vfdepth_core import viz
+    from vfdepth_ros import conversions as cv
     from vfdepth_ros.bag import common as C
     from vfdepth_ros.bag import evaluate as E
 
@@ -223,8 +224,8 @@ def pictures(bag: Path, outputs: Path, out_dir: Path, res: dict) -> None:
                 name = conn.topic.lstrip("/")
                 if name.endswith(suffix) and not name.endswith("camera_info"):
                     m = C.deserialize(raw, conn.msgtype)
-                    d.setdefault(C.stamp_to_ns(m.header.stamp), {})[name[: -len(suffix)] if suffix else name] = \
-                        C.image_to_array(m)
+                    d.setdefault(cv.stamp_to_ns(m.header.stamp), {})[name[: -len(suffix)] if suffix else name] = \
+                        cv.image_to_array(m)
         finally:
             reader.close()
         return d

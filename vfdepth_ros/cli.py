@@ -2,8 +2,8 @@
 
 Each subcommand module exposes ``add_arguments(parser: argparse.ArgumentParser) -> None`` and
 ``main(args: argparse.Namespace) -> int``; it is imported only when its subcommand runs, so
-``vfdepth --help`` stays fast. Errors a user can fix are raised as ``UserError`` (or the core's
-``ConfigError``/``DatasetError``) and printed as one line, exit code 2.
+``vfdepth --help`` stays fast. Errors a user can fix are raised as ``UserError`` (or ``ConversionError``,
+the core's ``ConfigError``/``DatasetError``) and printed as one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import logging
 import sys
 from typing import Dict, List, Optional, Tuple
 
+from vfdepth_ros.errors import ConversionError, UserError
+
 # name -> (module, one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "synth": ("vfdepth_core.datasets.synthetic.cli", "generate a synthetic surround-view drive with ground truth"),
@@ -21,21 +23,14 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "bag": ("vfdepth_ros.bag.cli", "convert datasets to ROS 2 bags, inspect, play and record them"),
     "evaluate-bag": ("vfdepth_ros.bag.evaluate", "score recorded depth/odometry against a bag's ground truth"),
     "launch": ("vfdepth_ros.launcher", "run the node graph without ROS 2 launch (loopback DDS)"),
-    "view": ("vfdepth_ros.viewer", "write a headless viewer recording of a bag"),
+    "view": ("vfdepth_ros.viewer.cli", "write a headless viewer recording of a bag"),
     "import-original": ("vfdepth_core.import_original",
                         "convert a checkpoint of the paper's released code (depth_net.pth, pose_net.pth) to a vfdepth one"),
 }
 
 
-class UserError(RuntimeError):
-    """A mistake the user can fix; printed as one line without a traceback."""
-
-
 def _user_error_types() -> tuple:
-    types: List[type] = [UserError, FileNotFoundError]
-    # Under `python -m vfdepth_ros.cli` this module runs as __main__, while subcommands raise the
-    # UserError of the importable module: catch both.
-    types.append(importlib.import_module("vfdepth_ros.cli").UserError)
+    types: List[type] = [UserError, ConversionError, FileNotFoundError]
     for mod, name in (("vfdepth_core.config", "ConfigError"), ("vfdepth_core.datasets.common", "DatasetError"),
                       ("vfdepth_core.geometry", "ShapeError"), ("vfdepth_core.checkpoint", "CheckpointError")):
         # only modules already imported can have raised: importing one here (torch) would take seconds

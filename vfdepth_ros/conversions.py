@@ -1,16 +1,19 @@
 """Message <-> array conversions: the only module that reads or writes ROS message fields.
 
-Everything the node graph needs without ``cv_bridge``, ``sensor_msgs_py`` or ``tf2_ros``:
+One codec for the node (rclpy messages), the bag tools and the viewer (messages of the `rosbags`
+typestore, deserialised from or serialised to CDR). Decoders read fields by name, so they take either
+kind; encoders build the kind named by ``types``: :data:`RCLPY` (default) or :data:`BAG`. Nothing here
+imports rclpy or a message package at import time: the bag tools run without ROS.
 
-* ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8, mono16, 16UC1, 32FC1) <-> numpy, honouring
-  ``step`` (row padding) and ``is_bigendian``;
+* ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8, 8UC1, 8UC3, mono16, 16UC1, 32FC1) <-> numpy,
+  honouring ``step`` (row padding) and ``is_bigendian``; depth images (32FC1 m, 16UC1/mono16 mm) -> metres;
 * ``sensor_msgs/CompressedImage`` (JPEG/PNG, via OpenCV) <-> numpy;
 * ``sensor_msgs/CameraInfo`` <-> K (3x3) + (H, W), and camera info scaled to another image size;
-* ``sensor_msgs/PointCloud2`` xyz + rgb (float32 x, y, z and the rgb packed into a float32, as rviz
-  expects) packing and unpacking;
+* ``sensor_msgs/PointCloud2``: any layout -> field arrays; xyz + rgb (packed into a float32, as rviz
+  expects) and xyz + intensity packing;
 * ``nav_msgs/Odometry``, ``geometry_msgs/TransformStamped`` and ``tf2_msgs/TFMessage`` from a 4x4
-  ``T_parent_child``, and ``TransformStamped`` -> 4x4;
-* ``diagnostic_msgs/DiagnosticArray`` building; header/stamp helpers (``stamp_ns`` <-> ``Time``).
+  ``T_parent_child``, and transforms/poses/odometry -> 4x4 (quaternions: ``vfdepth_core.geometry``);
+* ``rosgraph_msgs/Clock``, ``diagnostic_msgs/DiagnosticArray``; header/stamp helpers (``stamp_ns`` <-> ``Time``).
 
 Arrays are numpy; images are ``(H, W, 3)`` uint8 RGB, ``(H, W)`` for single-channel encodings.
 Malformed input (unknown encoding, garbage bytes, size mismatch, NaN calibration) raises
@@ -19,56 +22,86 @@ Malformed input (unknown encoding, garbage bytes, size mismatch, NaN calibration
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
-from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import TransformStamped
-from nav_msgs.msg import Odometry
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
-from std_msgs.msg import Header
-
-from vfdepth_core import geometry
+from vfdepth_ros.errors import ConversionError
 
 
-class ConversionError(ValueError):
-    """A message could not be converted; the message names the field and what was wrong."""
+# --------------------------------------------------------------------------------------------------
+# Message classes: rclpy's generated ones (to publish) or rosbags' (to serialise into a bag)
+
+@lru_cache(maxsize=1)
+def typestore():
+    """The ROS 2 kilted message definitions (rosbags' built-in store) the bag tools read and write."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+@dataclass(frozen=True)
+class MessageTypes:
+    """Where encoders take message classes from: ``rclpy`` (generated Python packages) or ``bag``
+    (the rosbags typestore; its messages need every field, which the encoders always give)."""
+
+    kind: str
+
+    def new(self, msgtype: str, **fields: Any):
+        """An instance of 'pkg/msg/Name' with `fields`."""
+        if self.kind == "bag":
+            return typestore().types[msgtype](**fields)
+        pkg, sub, name = msgtype.split("/")
+        return getattr(importlib.import_module(f"{pkg}.{sub}"), name)(**fields)
+
+    def blob(self, arr: np.ndarray):
+        """A uint8[] field value: bytes for rclpy (fast path of its setter), a uint8 view for rosbags."""
+        flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+        return flat if self.kind == "bag" else flat.tobytes()
+
+
+RCLPY = MessageTypes("rclpy")
+BAG = MessageTypes("bag")
 
 
 # --------------------------------------------------------------------------------------------------
 # Stamps and headers
 
-def stamp_to_ns(stamp: Time) -> int:
+def stamp_to_ns(stamp) -> int:
     """builtin_interfaces/Time -> integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def ns_to_stamp(stamp_ns: int) -> Time:
-    """Integer nanoseconds (>= 0) -> builtin_interfaces/Time."""
-    stamp_ns = int(stamp_ns)
-    if stamp_ns < 0:
-        raise ConversionError(f"stamp_ns must be >= 0, got {stamp_ns}")
-    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+def ns_to_stamp(stamp_ns: int, types: MessageTypes = RCLPY):
+    """Integer nanoseconds -> builtin_interfaces/Time (int32 seconds >= 0)."""
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    if not 0 <= sec < 2**31:
+        raise ConversionError(f"stamp_ns {stamp_ns} does not fit builtin_interfaces/Time (0 <= sec < 2^31)")
+    return types.new("builtin_interfaces/msg/Time", sec=sec, nanosec=nanosec)
 
 
-def make_header(stamp_ns: int, frame_id: str) -> Header:
+def make_header(stamp_ns: int, frame_id: str, types: MessageTypes = RCLPY):
     """std_msgs/Header from a stamp in nanoseconds and a frame id."""
-    return Header(stamp=ns_to_stamp(stamp_ns), frame_id=str(frame_id))
+    return types.new("std_msgs/msg/Header", stamp=ns_to_stamp(stamp_ns, types), frame_id=str(frame_id))
 
 
-def copy_header(header: Header, frame_id: Optional[str] = None) -> Header:
+def copy_header(header, frame_id: Optional[str] = None, types: MessageTypes = RCLPY):
     """A copy of `header` (optionally with another frame id)."""
-    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec),
-                  frame_id=header.frame_id if frame_id is None else frame_id)
+    return make_header(stamp_to_ns(header.stamp), header.frame_id if frame_id is None else frame_id, types)
 
 
 def header_stamp_ns(msg) -> int:
     """Stamp of a message with a ``header`` field, in nanoseconds."""
     return stamp_to_ns(msg.header.stamp)
+
+
+def clock(stamp_ns: int, types: MessageTypes = RCLPY):
+    """rosgraph_msgs/Clock at `stamp_ns`."""
+    return types.new("rosgraph_msgs/msg/Clock", clock=ns_to_stamp(stamp_ns, types))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -81,6 +114,8 @@ ENCODINGS: Dict[str, Tuple[str, int]] = {
     "mono16": ("u2", 1), "16UC1": ("u2", 1), "32FC1": ("f4", 1),
 }
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC1")
+DEPTH_ENCODINGS = ("32FC1", "16UC1", "mono16")  # metres; 16-bit depth is millimetres (REP 118)
+_CANONICAL = {e.lower(): e for e in ENCODINGS}
 
 
 def _image_bytes(data) -> np.ndarray:
@@ -93,11 +128,17 @@ def _image_bytes(data) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8)
 
 
-def image_to_numpy(msg: Image) -> np.ndarray:
+def _encoding(msg) -> str:
+    """The message's encoding in ENCODINGS' spelling (bags sometimes hold '32fc1'), else ConversionError."""
+    enc = _CANONICAL.get(str(msg.encoding).lower())
+    if enc is None:
+        raise ConversionError(f"Image.encoding '{msg.encoding}' is not supported (use one of {', '.join(ENCODINGS)})")
+    return enc
+
+
+def image_to_numpy(msg) -> np.ndarray:
     """sensor_msgs/Image -> (H, W) or (H, W, C) array of the encoding's dtype (native byte order)."""
-    enc = msg.encoding
-    if enc not in ENCODINGS:
-        raise ConversionError(f"Image.encoding '{enc}' is not supported (use one of {', '.join(ENCODINGS)})")
+    enc = _encoding(msg)
     kind, channels = ENCODINGS[enc]
     H, W = int(msg.height), int(msg.width)
     if H <= 0 or W <= 0:
@@ -119,7 +160,7 @@ def image_to_numpy(msg: Image) -> np.ndarray:
     return arr[:, :, 0] if channels == 1 else arr
 
 
-def numpy_to_image(arr: np.ndarray, encoding: str, header: Optional[Header] = None) -> Image:
+def numpy_to_image(arr: np.ndarray, encoding: str, header=None, types: MessageTypes = RCLPY):
     """(H, W) / (H, W, C) array -> sensor_msgs/Image (native byte order, no row padding)."""
     if encoding not in ENCODINGS:
         raise ConversionError(f"encoding '{encoding}' is not supported (use one of {', '.join(ENCODINGS)})")
@@ -131,14 +172,10 @@ def numpy_to_image(arr: np.ndarray, encoding: str, header: Optional[Header] = No
         raise ConversionError(f"array of shape {arr.shape} does not fit encoding {encoding} ({channels} channel(s))")
     arr = np.ascontiguousarray(arr, dtype=np.dtype(kind).newbyteorder("="))
     H, W = arr.shape[:2]
-    msg = Image()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width, msg.encoding = H, W, encoding
-    msg.is_bigendian = int(sys.byteorder == "big" and arr.dtype.itemsize > 1)
-    msg.step = W * channels * arr.dtype.itemsize
-    msg.data = arr.tobytes()
-    return msg
+    return types.new("sensor_msgs/msg/Image", header=header if header is not None else make_header(0, "", types),
+                     height=H, width=W, encoding=encoding,
+                     is_bigendian=int(sys.byteorder == "big" and arr.dtype.itemsize > 1),
+                     step=W * channels * arr.dtype.itemsize, data=types.blob(arr))
 
 
 def to_rgb8(arr: np.ndarray, encoding: str) -> np.ndarray:
@@ -152,26 +189,37 @@ def to_rgb8(arr: np.ndarray, encoding: str) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, :3])
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
+def image_to_rgb(msg) -> np.ndarray:
     """sensor_msgs/Image of a colour or mono encoding -> (H, W, 3) uint8 RGB."""
-    if msg.encoding not in COLOR_ENCODINGS:
+    enc = _encoding(msg)
+    if enc not in COLOR_ENCODINGS:
         raise ConversionError(
             f"Image.encoding '{msg.encoding}' is not a camera image encoding (use one of {', '.join(COLOR_ENCODINGS)})")
-    return to_rgb8(image_to_numpy(msg), msg.encoding)
+    return to_rgb8(image_to_numpy(msg), enc)
 
 
-def depth_to_image(depth_m: np.ndarray, header: Header) -> Image:
+def image_to_array(msg) -> np.ndarray:
+    """sensor_msgs/Image -> (H, W) float32 metres for a depth encoding (32FC1; 16UC1/mono16 in mm),
+    (H, W) uint8 for mono8/8UC1, else (H, W, 3) uint8 RGB; always a writable array of its own."""
+    enc = _encoding(msg)
+    arr = image_to_numpy(msg)
+    if enc in DEPTH_ENCODINGS:
+        return arr.astype(np.float32) if enc == "32FC1" else arr.astype(np.float32) / 1000.0
+    return np.require(arr if arr.ndim == 2 else to_rgb8(arr, enc), requirements="W")
+
+
+def depth_to_image(depth_m: np.ndarray, header, types: MessageTypes = RCLPY):
     """(H, W) depth in metres -> 32FC1 Image with `header`."""
     depth_m = np.asarray(depth_m, dtype=np.float32)
     if depth_m.ndim != 2:
         raise ConversionError(f"depth must be (H, W), got shape {depth_m.shape}")
-    return numpy_to_image(depth_m, "32FC1", header)
+    return numpy_to_image(depth_m, "32FC1", header, types)
 
 
 # --------------------------------------------------------------------------------------------------
 # Compressed images
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+def compressed_to_rgb(msg) -> np.ndarray:
     """sensor_msgs/CompressedImage (JPEG/PNG) -> (H, W, 3) uint8 RGB."""
     import cv2
 
@@ -193,8 +241,14 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
-def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header: Optional[Header] = None,
-                      jpeg_quality: int = 90) -> CompressedImage:
+def compressed_image(data: bytes, fmt: str, header, types: MessageTypes = RCLPY):
+    """sensor_msgs/CompressedImage holding already encoded bytes with format string `fmt`."""
+    return types.new("sensor_msgs/msg/CompressedImage", header=header, format=fmt,
+                     data=types.blob(np.frombuffer(data, dtype=np.uint8)))
+
+
+def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header=None, jpeg_quality: int = 90,
+                      types: MessageTypes = RCLPY):
     """(H, W, 3) uint8 RGB -> CompressedImage ('jpeg' or 'png'), format string as image_transport writes it."""
     import cv2
 
@@ -212,12 +266,7 @@ def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header: Optional[Heade
         raise ConversionError(f"compression format '{fmt}' is not supported (use jpeg or png)")
     if not ok:
         raise ConversionError(f"OpenCV failed to encode a {rgb.shape} image as {fmt}")
-    msg = CompressedImage()
-    if header is not None:
-        msg.header = header
-    msg.format = fmt_str
-    msg.data = buf.tobytes()
-    return msg
+    return compressed_image(buf.tobytes(), fmt_str, header if header is not None else make_header(0, "", types), types)
 
 
 def resize_rgb(rgb: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
@@ -236,10 +285,10 @@ def resize_rgb(rgb: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Camera info
 
-def camera_info_to_K(msg: CameraInfo) -> Tuple[np.ndarray, Tuple[int, int]]:
+def camera_info_to_K(msg) -> Tuple[np.ndarray, Tuple[int, int]]:
     """sensor_msgs/CameraInfo -> (K (3, 3) float64, (H, W)). Rejects NaN/inf, non-positive focal lengths
     and an empty size."""
-    K = np.asarray(msg.k, dtype=np.float64)
+    K = np.array(msg.k, dtype=np.float64)  # a copy: a bag message's k is a read-only view of its bytes
     if K.size != 9:
         raise ConversionError(f"CameraInfo.k must have 9 values, got {K.size}")
     K = K.reshape(3, 3)
@@ -253,44 +302,42 @@ def camera_info_to_K(msg: CameraInfo) -> Tuple[np.ndarray, Tuple[int, int]]:
     return K, (H, W)
 
 
-def K_to_camera_info(K: np.ndarray, hw: Tuple[int, int], header: Optional[Header] = None,
-                     distortion_model: str = "plumb_bob", d: Sequence[float] = (0.0,) * 5) -> CameraInfo:
+def K_to_camera_info(K: np.ndarray, hw: Tuple[int, int], header=None, distortion_model: str = "plumb_bob",
+                     d: Sequence[float] = (0.0,) * 5, types: MessageTypes = RCLPY):
     """K (3, 3) + (H, W) -> CameraInfo with R = I and P = [K | 0] (a rectified pinhole camera)."""
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)
-    msg = CameraInfo()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(hw[0]), int(hw[1])
-    msg.distortion_model = distortion_model
-    msg.d = [float(v) for v in d]
-    msg.k = [float(v) for v in K.ravel()]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     P = np.zeros((3, 4))
     P[:, :3] = K
-    msg.p = [float(v) for v in P.ravel()]
-    return msg
+    roi = types.new("sensor_msgs/msg/RegionOfInterest", x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return types.new("sensor_msgs/msg/CameraInfo", header=header if header is not None else make_header(0, "", types),
+                     height=int(hw[0]), width=int(hw[1]), distortion_model=distortion_model,
+                     d=np.asarray(d, dtype=np.float64), k=K.reshape(-1), r=np.eye(3).reshape(-1), p=P.reshape(-1),
+                     binning_x=0, binning_y=0, roi=roi)
 
 
 def scale_K(K: np.ndarray, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> np.ndarray:
     """K (3, 3) numpy for an image resized from src_hw to dst_hw (geometry.resize_intrinsics)."""
+    import torch
+
+    from vfdepth_core import geometry
+
     Kt = torch.as_tensor(np.asarray(K, dtype=np.float64))
     return geometry.resize_intrinsics(Kt, tuple(src_hw), tuple(dst_hw)).numpy()
 
 
-def scaled_camera_info(msg: CameraInfo, dst_hw: Tuple[int, int], header: Optional[Header] = None) -> CameraInfo:
+def scaled_camera_info(msg, dst_hw: Tuple[int, int], header=None, types: MessageTypes = RCLPY):
     """The camera info of `msg`'s camera for an image resized to dst_hw = (H', W')."""
     K, src_hw = camera_info_to_K(msg)
-    out = K_to_camera_info(scale_K(K, src_hw, dst_hw), dst_hw, header if header is not None else msg.header,
-                           distortion_model=msg.distortion_model or "plumb_bob", d=list(msg.d) or (0.0,) * 5)
-    return out
+    return K_to_camera_info(scale_K(K, src_hw, dst_hw), dst_hw, header if header is not None else msg.header,
+                            distortion_model=msg.distortion_model or "plumb_bob", d=list(msg.d) or (0.0,) * 5,
+                            types=types)
 
 
 # --------------------------------------------------------------------------------------------------
 # Point clouds
 
-_PC_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
-_PF_DTYPES = {PointField.INT8: "i1", PointField.UINT8: "u1", PointField.INT16: "i2", PointField.UINT16: "u2",
-              PointField.INT32: "i4", PointField.UINT32: "u4", PointField.FLOAT32: "f4", PointField.FLOAT64: "f8"}
+FLOAT32 = 7  # sensor_msgs/PointField datatypes 1..8 -> numpy
+_PF_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", FLOAT32: "f4", 8: "f8"}
 
 
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -301,73 +348,96 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
 
 
 def unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    """(N,) float32 packed colours -> (N, 3) uint8."""
-    u = np.asarray(packed, dtype="<f4").view("<u4")
+    """(N,) float32 (or uint32) packed colours -> (N, 3) uint8."""
+    u = np.asarray(packed)
+    u = u.astype("<f4").view("<u4") if u.dtype.kind == "f" else u.astype("<u4")
     return np.stack([(u >> 16) & 255, (u >> 8) & 255, u & 255], axis=1).astype(np.uint8)
 
 
-def xyzrgb_to_pointcloud2(xyz: np.ndarray, rgb: Optional[np.ndarray], header: Header) -> PointCloud2:
-    """(N, 3) float points (+ (N, 3) uint8 colours) -> PointCloud2 with float32 x, y, z, rgb fields,
-    16 bytes per point, one row (height 1), little-endian."""
+def float32_pointcloud2(columns: Sequence[Tuple[str, np.ndarray]], header, is_dense: bool,
+                        types: MessageTypes = RCLPY):
+    """PointCloud2 of one row (height 1), little-endian, one float32 field per (name, (N,) array)."""
+    n = len(columns[0][1])
+    cloud = np.empty(n, dtype=np.dtype([(name, "<f4") for name, _ in columns]))
+    for name, col in columns:
+        cloud[name] = col
+    fields = [types.new("sensor_msgs/msg/PointField", name=name, offset=4 * i, datatype=FLOAT32, count=1)
+              for i, (name, _) in enumerate(columns)]
+    step = cloud.dtype.itemsize
+    return types.new("sensor_msgs/msg/PointCloud2", header=header, height=1, width=n, fields=fields,
+                     is_bigendian=False, point_step=step, row_step=step * n, data=types.blob(cloud),
+                     is_dense=bool(is_dense))
+
+
+def xyzrgb_to_pointcloud2(xyz: np.ndarray, rgb: Optional[np.ndarray], header, types: MessageTypes = RCLPY):
+    """(N, 3) float points (+ (N, 3) uint8 colours, white when None) -> PointCloud2 with float32 x, y, z,
+    rgb fields, 16 bytes per point."""
     xyz = np.asarray(xyz, dtype=np.float32)
     if xyz.ndim != 2 or xyz.shape[1] != 3:
         raise ConversionError(f"xyz must be (N, 3), got {xyz.shape}")
     n = xyz.shape[0]
-    cloud = np.empty(n, dtype=_PC_DTYPE)
-    cloud["x"], cloud["y"], cloud["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    if rgb is None:
-        rgb = np.full((n, 3), 255, np.uint8)
-    rgb = np.asarray(rgb)
+    rgb = np.full((n, 3), 255, np.uint8) if rgb is None else np.asarray(rgb)
     if rgb.shape != (n, 3):
         raise ConversionError(f"rgb must be (N, 3) = ({n}, 3), got {rgb.shape}")
-    cloud["rgb"] = pack_rgb(rgb)
-    msg = PointCloud2()
-    msg.header = header
-    msg.height, msg.width = 1, n
-    msg.fields = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-                  for i, name in enumerate(("x", "y", "z", "rgb"))]
-    msg.is_bigendian = False
-    msg.point_step = _PC_DTYPE.itemsize
-    msg.row_step = msg.point_step * n
-    msg.is_dense = bool(np.isfinite(xyz).all())
-    msg.data = cloud.tobytes()
-    return msg
+    cols = [("x", xyz[:, 0]), ("y", xyz[:, 1]), ("z", xyz[:, 2]), ("rgb", pack_rgb(rgb))]
+    return float32_pointcloud2(cols, header, bool(np.isfinite(xyz).all()), types)
 
 
-def pointcloud2_to_array(msg: PointCloud2, field_names: Iterable[str] = ("x", "y", "z")) -> Dict[str, np.ndarray]:
+def xyzi_to_pointcloud2(points: np.ndarray, header, types: MessageTypes = RCLPY):
+    """(N, 4) x, y, z, intensity (e.g. LIDAR) -> PointCloud2 with float32 fields x, y, z, intensity."""
+    pts = np.asarray(points, dtype=np.float32)
+    if pts.ndim != 2 or pts.shape[1] < 4:
+        raise ConversionError(f"points must be (N, 4) x, y, z, intensity, got {pts.shape}")
+    return float32_pointcloud2([(name, pts[:, i]) for i, name in enumerate(("x", "y", "z", "intensity"))],
+                               header, True, types)
+
+
+def pointcloud2_to_array(msg, field_names: Iterable[str] = ("x", "y", "z")) -> Dict[str, np.ndarray]:
     """PointCloud2 -> {field name: (N,) array} for the requested fields (any layout/padding/endianness)."""
     by_name = {f.name: f for f in msg.fields}
-    n = int(msg.width) * int(msg.height)
+    width, height, point_step = int(msg.width), int(msg.height), int(msg.point_step)
+    n = width * height
     raw = _image_bytes(msg.data)
-    if raw.size < n * int(msg.point_step):
-        raise ConversionError(f"PointCloud2.data has {raw.size} bytes, {n} points of {msg.point_step} need {n * msg.point_step}")
+    if raw.size < n * point_step:
+        raise ConversionError(f"PointCloud2.data has {raw.size} bytes, {n} points of {point_step} need {n * point_step}")
+    if height > 1 and int(msg.row_step) > width * point_step and raw.size >= height * int(msg.row_step):
+        raw = raw[: height * int(msg.row_step)].reshape(height, int(msg.row_step))[:, : width * point_step].ravel()
     names, formats, offsets = [], [], []
     for name in field_names:
         if name not in by_name:
             raise ConversionError(f"PointCloud2 has no field '{name}' (fields: {', '.join(by_name)})")
         f = by_name[name]
-        if f.datatype not in _PF_DTYPES:
+        if int(f.datatype) not in _PF_DTYPES:
             raise ConversionError(f"PointCloud2 field '{name}' has unknown datatype {f.datatype}")
-        fmt = np.dtype(_PF_DTYPES[f.datatype]).newbyteorder(">" if msg.is_bigendian else "<")
-        if int(f.offset) + fmt.itemsize > int(msg.point_step):
+        fmt = np.dtype(_PF_DTYPES[int(f.datatype)]).newbyteorder(">" if msg.is_bigendian else "<")
+        if int(f.offset) + fmt.itemsize > point_step:
             raise ConversionError(f"PointCloud2 field '{name}' (offset {f.offset}, {fmt.itemsize} bytes) does not fit "
-                                  f"in point_step {msg.point_step}")
+                                  f"in point_step {point_step}")
         names.append(name)
         formats.append(fmt)
-        offsets.append(f.offset)
-    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(msg.point_step)})
-    rows = raw[: n * int(msg.point_step)]
-    arr = np.frombuffer(rows.tobytes(), dtype=dt, count=n)
+        offsets.append(int(f.offset))
+    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
+    arr = np.frombuffer(raw[: n * point_step].tobytes(), dtype=dt, count=n)
     return {name: arr[name].astype(arr[name].dtype.newbyteorder("=")) for name in names}
 
 
-def pointcloud2_to_xyzrgb(msg: PointCloud2) -> Tuple[np.ndarray, np.ndarray]:
-    """PointCloud2 with x, y, z, rgb -> ((N, 3) float32, (N, 3) uint8)."""
-    fields = pointcloud2_to_array(msg, ("x", "y", "z", "rgb"))
+def pointcloud2_to_xyzrgb(msg) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """PointCloud2 with x, y, z [, rgb or rgba packed 0x00RRGGBB] -> ((N, 3) float32, (N, 3) uint8 or None)."""
+    names = {f.name for f in msg.fields}
+    colour = "rgb" if "rgb" in names else ("rgba" if "rgba" in names else None)
+    fields = pointcloud2_to_array(msg, ("x", "y", "z") + ((colour,) if colour else ()))
     xyz = np.stack([fields["x"], fields["y"], fields["z"]], axis=1).astype(np.float32)
-    rgb_field = fields["rgb"]
-    packed = rgb_field.astype("<f4") if rgb_field.dtype.kind == "f" else rgb_field.astype("<u4").view("<f4")
-    return xyz, unpack_rgb(packed)
+    return xyz, (unpack_rgb(fields[colour]) if colour else None)
+
+
+def pointcloud2_to_xyzi(msg) -> np.ndarray:
+    """PointCloud2 with x, y, z [, intensity] -> (N, 4) float32 (intensity 0 when absent)."""
+    names = ("x", "y", "z") + (("intensity",) if any(f.name == "intensity" for f in msg.fields) else ())
+    fields = pointcloud2_to_array(msg, names)
+    out = np.zeros((len(fields["x"]), 4), np.float32)
+    for i, name in enumerate(names):
+        out[:, i] = fields[name]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -382,97 +452,102 @@ def _check_T(T: np.ndarray, name: str = "T") -> np.ndarray:
     return T
 
 
-def _quat_xyzw(T: np.ndarray) -> Tuple[float, float, float, float]:
-    q = geometry.rotmat_to_quat(torch.as_tensor(T[:3, :3])).numpy()  # (w, x, y, z)
-    return float(q[1]), float(q[2]), float(q[3]), float(q[0])
+def _quaternion(T: np.ndarray, types: MessageTypes):
+    """geometry_msgs/Quaternion of T's rotation."""
+    import torch
+
+    from vfdepth_core import geometry
+
+    w, x, y, z = (float(v) for v in geometry.rotmat_to_quat(torch.as_tensor(T[:3, :3])).numpy())
+    return types.new("geometry_msgs/msg/Quaternion", x=x, y=y, z=z, w=w)
 
 
-def matrix_to_transform(T_parent_child: np.ndarray, parent: str, child: str, stamp_ns: int) -> TransformStamped:
+def _vector3(v: Sequence[float], types: MessageTypes, msgtype: str = "geometry_msgs/msg/Vector3"):
+    return types.new(msgtype, x=float(v[0]), y=float(v[1]), z=float(v[2]))
+
+
+def matrix_to_transform(T_parent_child: np.ndarray, parent: str, child: str, stamp_ns: int,
+                        types: MessageTypes = RCLPY):
     """4x4 T_parent_child -> geometry_msgs/TransformStamped (header.frame_id = parent, child_frame_id = child)."""
     T = _check_T(T_parent_child, "T_parent_child")
-    msg = TransformStamped()
-    msg.header = make_header(stamp_ns, parent)
-    msg.child_frame_id = child
-    msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = (float(v) for v in T[:3, 3])
-    q = msg.transform.rotation
-    q.x, q.y, q.z, q.w = _quat_xyzw(T)
-    return msg
+    transform = types.new("geometry_msgs/msg/Transform", translation=_vector3(T[:3, 3], types),
+                          rotation=_quaternion(T, types))
+    return types.new("geometry_msgs/msg/TransformStamped", header=make_header(stamp_ns, parent, types),
+                     child_frame_id=child, transform=transform)
 
 
-def transform_to_matrix(msg: TransformStamped) -> np.ndarray:
-    """geometry_msgs/TransformStamped -> 4x4 T_parent_child (float64). Rejects NaN and zero quaternions."""
-    t, q = msg.transform.translation, msg.transform.rotation
+def transform_to_matrix(msg) -> np.ndarray:
+    """geometry_msgs/TransformStamped, Transform or Pose -> 4x4 T_parent_child (float64). Rejects NaN and
+    zero quaternions."""
+    tf = getattr(msg, "transform", msg)
+    t = tf.translation if hasattr(tf, "translation") else tf.position
+    q = tf.rotation if hasattr(tf, "rotation") else tf.orientation
     vals = np.array([t.x, t.y, t.z, q.w, q.x, q.y, q.z], dtype=np.float64)
+    where = (f"transform {msg.header.frame_id} -> {msg.child_frame_id}" if hasattr(msg, "child_frame_id")
+             else f"{type(tf).__name__}")
     if not np.isfinite(vals).all():
-        raise ConversionError(f"transform {msg.header.frame_id} -> {msg.child_frame_id} contains NaN/inf")
+        raise ConversionError(f"{where} contains NaN/inf")
     if np.linalg.norm(vals[3:]) < 1e-9:
-        raise ConversionError(f"transform {msg.header.frame_id} -> {msg.child_frame_id} has a zero quaternion")
+        raise ConversionError(f"{where} has a zero quaternion")
+    import torch
+
+    from vfdepth_core import geometry
+
     T = np.eye(4)
     T[:3, :3] = geometry.quat_to_rotmat(torch.as_tensor(vals[3:])).numpy()
     T[:3, 3] = vals[:3]
     return T
 
 
-def tf_message(transforms: Sequence[TransformStamped]):
-    """tf2_msgs/TFMessage holding `transforms` (tf2_msgs must be importable)."""
+def tf_message(transforms: Sequence, types: MessageTypes = RCLPY):
+    """tf2_msgs/TFMessage holding `transforms` (for rclpy, tf2_msgs must be importable)."""
     try:
-        from tf2_msgs.msg import TFMessage
+        return types.new("tf2_msgs/msg/TFMessage", transforms=list(transforms))
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConversionError("tf2_msgs is not installed (build it into the venv: see README 'ROS 2')") from exc
-    return TFMessage(transforms=list(transforms))
 
 
 def matrix_to_odometry(T_odom_base: np.ndarray, stamp_ns: int, odom_frame: str = "odom",
                        base_frame: str = "base_link",
                        twist_linear: Optional[np.ndarray] = None, twist_angular: Optional[np.ndarray] = None,
                        pose_covariance: Optional[np.ndarray] = None,
-                       twist_covariance: Optional[np.ndarray] = None) -> Odometry:
-    """4x4 T_odom_base -> nav_msgs/Odometry (pose in odom, optional twist in base_frame, optional 6x6
-    covariances in ROS order x, y, z, rot x, rot y, rot z)."""
+                       twist_covariance: Optional[np.ndarray] = None, types: MessageTypes = RCLPY):
+    """4x4 T_odom_base -> nav_msgs/Odometry (pose in odom, optional twist in base_frame (else 0), optional
+    6x6 covariances (else 0) in ROS order x, y, z, rot x, rot y, rot z)."""
     T = _check_T(T_odom_base, "T_odom_base")
-    msg = Odometry()
-    msg.header = make_header(stamp_ns, odom_frame)
-    msg.child_frame_id = base_frame
-    p = msg.pose.pose.position
-    p.x, p.y, p.z = (float(v) for v in T[:3, 3])
-    o = msg.pose.pose.orientation
-    o.x, o.y, o.z, o.w = _quat_xyzw(T)
-    if twist_linear is not None:
-        msg.twist.twist.linear.x, msg.twist.twist.linear.y, msg.twist.twist.linear.z = (float(v) for v in twist_linear)
-    if twist_angular is not None:
-        msg.twist.twist.angular.x, msg.twist.twist.angular.y, msg.twist.twist.angular.z = (float(v) for v in twist_angular)
-    for name, cov, target in (("pose_covariance", pose_covariance, msg.pose), ("twist_covariance", twist_covariance, msg.twist)):
-        if cov is not None:
-            c = np.asarray(cov, dtype=np.float64)
-            if c.shape != (6, 6):
-                raise ConversionError(f"{name} must be 6x6, got shape {c.shape}")
-            target.covariance = [float(v) for v in c.reshape(-1)]
-    return msg
+    cov = {}
+    for name, c in (("pose_covariance", pose_covariance), ("twist_covariance", twist_covariance)):
+        c = np.zeros((6, 6)) if c is None else np.asarray(c, dtype=np.float64)
+        if c.shape != (6, 6):
+            raise ConversionError(f"{name} must be 6x6, got shape {c.shape}")
+        cov[name] = c.reshape(-1)
+    G = "geometry_msgs/msg/"
+    pose = types.new(G + "Pose", position=_vector3(T[:3, 3], types, G + "Point"), orientation=_quaternion(T, types))
+    twist = types.new(G + "Twist", linear=_vector3(np.zeros(3) if twist_linear is None else twist_linear, types),
+                      angular=_vector3(np.zeros(3) if twist_angular is None else twist_angular, types))
+    return types.new("nav_msgs/msg/Odometry", header=make_header(stamp_ns, odom_frame, types), child_frame_id=base_frame,
+                     pose=types.new(G + "PoseWithCovariance", pose=pose, covariance=cov["pose_covariance"]),
+                     twist=types.new(G + "TwistWithCovariance", twist=twist, covariance=cov["twist_covariance"]))
 
 
-def odometry_to_matrix(msg: Odometry) -> np.ndarray:
+def odometry_to_matrix(msg) -> np.ndarray:
     """nav_msgs/Odometry -> 4x4 T_<header.frame_id>_<child_frame_id>."""
-    ts = TransformStamped()
-    ts.header, ts.child_frame_id = msg.header, msg.child_frame_id
-    p, o = msg.pose.pose.position, msg.pose.pose.orientation
-    ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = p.x, p.y, p.z
-    ts.transform.rotation = o
-    return transform_to_matrix(ts)
+    return transform_to_matrix(msg.pose.pose)
 
 
 # --------------------------------------------------------------------------------------------------
-# Diagnostics
+# Diagnostics (rclpy only: the node publishes them)
 
-LEVELS = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN, "ERROR": DiagnosticStatus.ERROR,
-          "STALE": DiagnosticStatus.STALE}
+LEVELS = {"OK": 0, "WARN": 1, "ERROR": 2, "STALE": 3}  # diagnostic_msgs/DiagnosticStatus levels
 
 
-def diagnostic_status(name: str, level: str, message: str, values: Mapping[str, object],
-                      hardware_id: str = "") -> DiagnosticStatus:
+def diagnostic_status(name: str, level: str, message: str, values: Mapping[str, object], hardware_id: str = ""):
     """One DiagnosticStatus; level is 'OK', 'WARN', 'ERROR' or 'STALE'; values become string KeyValues."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
     if level not in LEVELS:
         raise ConversionError(f"diagnostic level '{level}' is not one of {', '.join(LEVELS)}")
-    return DiagnosticStatus(level=LEVELS[level], name=name, message=message, hardware_id=hardware_id,
+    return DiagnosticStatus(level=bytes([LEVELS[level]]), name=name, message=message, hardware_id=hardware_id,
                             values=[KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()])
 
 
@@ -487,14 +562,16 @@ def _level_int(level) -> int:
     return level if isinstance(level, int) else int.from_bytes(bytes(level), "little")
 
 
-def diagnostic_array(statuses: Sequence[DiagnosticStatus], stamp_ns: int) -> DiagnosticArray:
+def diagnostic_array(statuses: Sequence, stamp_ns: int):
     """DiagnosticArray stamped `stamp_ns` holding `statuses`."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
     return DiagnosticArray(header=make_header(stamp_ns, ""), status=list(statuses))
 
 
-def diagnostics_to_dict(msg: DiagnosticArray) -> Dict[str, Dict[str, object]]:
+def diagnostics_to_dict(msg) -> Dict[str, Dict[str, object]]:
     """DiagnosticArray -> {status name: {'level': 'OK'|..., 'message': str, 'values': {key: value}}}."""
-    names = {_level_int(v): k for k, v in LEVELS.items()}
+    names = {v: k for k, v in LEVELS.items()}
     out: Dict[str, Dict[str, object]] = {}
     for s in msg.status:
         level = _level_int(s.level)
@@ -503,4 +580,5 @@ def diagnostics_to_dict(msg: DiagnosticArray) -> Dict[str, Dict[str, object]]:
     return out
 
 
-__all__: List[str] = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "sys", "np", "torch")]
+__all__: List[str] = [n for n in dir() if not n.startswith("_") and n not in (
+    "annotations", "sys", "np", "importlib", "dataclass", "lru_cache")]

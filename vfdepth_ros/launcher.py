@@ -228,7 +228,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def graph_from_args(args: argparse.Namespace) -> G.Graph:
     import yaml
 
-    from vfdepth_ros.cli import UserError
+    from vfdepth_ros.errors import UserError
 
     overrides = {}
     for item in args.overrides:

@@ -1,5 +1,6 @@
-"""Shared pieces of the bag tools: opening bags with one-line errors, writing MCAP/sqlite3 bags, and
-building the ROS 2 messages the converters write, serialized to CDR with the `rosbags` typestore.
+"""Shared pieces of the bag tools: opening bags with one-line errors, reading and writing MCAP/sqlite3
+bags, and CDR (de)serialisation with the `rosbags` typestore. Messages <-> arrays: vfdepth_ros.conversions
+(``types=BAG``).
 
 Nothing here imports rclpy: converters and evaluation run on machines without ROS. Message layouts
 are those of ROS 2 kilted (`rosbags.typesys.Stores.ROS2_KILTED`); their CDR bytes are what an rclpy
@@ -10,14 +11,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Optional
 
-import numpy as np
-
-from vfdepth_ros.cli import UserError
+from vfdepth_ros.conversions import typestore
+from vfdepth_ros.errors import BagError
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +41,6 @@ def image_topic(cam: str, compressed: bool = False) -> str:
 
 def info_topic(cam: str) -> str:
     return f"{cam}/camera_info"
-
-
-class BagError(UserError):
-    """A bag that cannot be read or written as asked (one-line message naming the file)."""
-
-
-@lru_cache(maxsize=1)
-def typestore():
-    """The ROS 2 kilted message definitions (rosbags' built-in store)."""
-    from rosbags.typesys import Stores, get_typestore
-
-    return get_typestore(Stores.ROS2_KILTED)
 
 
 # ----------------------------------------------------------------------------------------- QoS
@@ -130,8 +116,6 @@ def _open_salvaged(path: Path, exc: BaseException):
     """--allow-damaged: open what `bag repair` salvages from `path` (a temporary copy, removed at exit)."""
     import atexit
     import tempfile
-
-    from vfdepth_ros.bag.repair import repair
 
     tmp = Path(tempfile.mkdtemp(prefix="vfdepth-salvage-"))
     atexit.register(shutil.rmtree, tmp, True)
@@ -287,26 +271,7 @@ class BagWriter:
             self.abort()
 
 
-# ----------------------------------------------------------------------------------------- messages
-def _msg(name: str):
-    return typestore().types[name]
-
-
-def stamp(stamp_ns: int):
-    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
-    if not 0 <= sec < 2**31:
-        raise BagError(f"timestamp {stamp_ns} ns does not fit builtin_interfaces/Time (int32 seconds)")
-    return _msg("builtin_interfaces/msg/Time")(sec=sec, nanosec=nsec)
-
-
-def stamp_to_ns(t) -> int:
-    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
-
-
-def header(stamp_ns: int, frame_id: str):
-    return _msg("std_msgs/msg/Header")(stamp=stamp(stamp_ns), frame_id=frame_id)
-
-
+# ----------------------------------------------------------------------------------------- CDR
 def serialize(msg) -> bytes:
     """CDR bytes of a message as a DDS publisher sends them: zero-padded to a multiple of 4 bytes (what
     rmw hands a raw subscriber, hence what `ros2 bag record` stores), so play -> record is byte-identical."""
@@ -314,143 +279,37 @@ def serialize(msg) -> bytes:
     return data + b"\0" * (-len(data) % 4)
 
 
-def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8"):
-    """sensor_msgs/Image from an (H, W, 3) uint8 array (rgb8) or (H, W) float32 (32FC1)."""
-    arr = np.ascontiguousarray(rgb)
-    h, w = arr.shape[:2]
-    return _msg("sensor_msgs/msg/Image")(
-        header=header(stamp_ns, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0,
-        step=arr.strides[0], data=arr.reshape(-1).view(np.uint8))
+# ----------------------------------------------------------------------------------------- repair
+def repair(path: str | Path, out: str | Path, overwrite: bool = False) -> Dict[str, int]:
+    """Write what `path` holds into the valid bag `out`; returns messages per topic."""
+    from vfdepth_ros.bag.mcap_salvage import find_partial, salvage
 
-
-def compressed_image_msg(data: bytes, fmt: str, stamp_ns: int, frame_id: str):
-    return _msg("sensor_msgs/msg/CompressedImage")(
-        header=header(stamp_ns, frame_id), format=fmt, data=np.frombuffer(data, dtype=np.uint8))
-
-
-def camera_info_msg(K: np.ndarray, height: int, width: int, stamp_ns: int, frame_id: str):
-    """sensor_msgs/CameraInfo for a rectified pinhole camera with intrinsics K at (height, width)."""
-    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
-    P = np.zeros((3, 4))
-    P[:, :3] = K
-    roi = _msg("sensor_msgs/msg/RegionOfInterest")(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-    return _msg("sensor_msgs/msg/CameraInfo")(
-        header=header(stamp_ns, frame_id), height=int(height), width=int(width), distortion_model="plumb_bob",
-        d=np.zeros(5), k=K.reshape(-1), r=np.eye(3).reshape(-1), p=P.reshape(-1), binning_x=0, binning_y=0,
-        roi=roi)
-
-
-def _quat_xyzw(R: np.ndarray) -> np.ndarray:
-    import torch
-
-    from vfdepth_core.geometry import rotmat_to_quat
-
-    wxyz = rotmat_to_quat(torch.as_tensor(np.asarray(R, dtype=np.float64))).numpy()
-    return np.array([wxyz[1], wxyz[2], wxyz[3], wxyz[0]])
-
-
-def _quat_to_R(q) -> np.ndarray:
-    import torch
-
-    from vfdepth_core.geometry import quat_to_rotmat
-
-    return quat_to_rotmat(torch.tensor([q.w, q.x, q.y, q.z], dtype=torch.float64)).numpy()
-
-
-def transform_stamped(T_parent_child: np.ndarray, stamp_ns: int, parent: str, child: str):
-    """geometry_msgs/TransformStamped: the pose of `child` in `parent` (maps child points to parent)."""
-    T = np.asarray(T_parent_child, dtype=np.float64)
-    q = _quat_xyzw(T[:3, :3])
-    G = "geometry_msgs/msg/"
-    return _msg(G + "TransformStamped")(
-        header=header(stamp_ns, parent), child_frame_id=child,
-        transform=_msg(G + "Transform")(
-            translation=_msg(G + "Vector3")(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
-            rotation=_msg(G + "Quaternion")(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3]))))
-
-
-def tf_message(transforms: Sequence):
-    return _msg("tf2_msgs/msg/TFMessage")(transforms=list(transforms))
-
-
-def transform_to_matrix(tf) -> np.ndarray:
-    """geometry_msgs/Transform (or Pose) -> 4x4 T_parent_child."""
-    t = getattr(tf, "translation", None) or getattr(tf, "position")
-    q = getattr(tf, "rotation", None) or getattr(tf, "orientation")
-    T = np.eye(4)
-    T[:3, :3] = _quat_to_R(q)
-    T[:3, 3] = [t.x, t.y, t.z]
-    return T
-
-
-def odometry_msg(T_odom_base: np.ndarray, stamp_ns: int, twist_lin=(0.0, 0.0, 0.0), twist_ang=(0.0, 0.0, 0.0),
-                 odom_frame: str = ODOM_FRAME, base_frame: str = BASE_FRAME):
-    """nav_msgs/Odometry: pose of `base_frame` in `odom_frame`; twist in `base_frame`."""
-    T = np.asarray(T_odom_base, dtype=np.float64)
-    q = _quat_xyzw(T[:3, :3])
-    G = "geometry_msgs/msg/"
-    pose = _msg(G + "Pose")(position=_msg(G + "Point")(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
-                            orientation=_msg(G + "Quaternion")(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
-    twist = _msg(G + "Twist")(linear=_msg(G + "Vector3")(x=float(twist_lin[0]), y=float(twist_lin[1]), z=float(twist_lin[2])),
-                              angular=_msg(G + "Vector3")(x=float(twist_ang[0]), y=float(twist_ang[1]), z=float(twist_ang[2])))
-    return _msg("nav_msgs/msg/Odometry")(
-        header=header(stamp_ns, odom_frame), child_frame_id=base_frame,
-        pose=_msg(G + "PoseWithCovariance")(pose=pose, covariance=np.zeros(36)),
-        twist=_msg(G + "TwistWithCovariance")(twist=twist, covariance=np.zeros(36)))
-
-
-_PC2_FIELDS = (("x", 0), ("y", 4), ("z", 8), ("intensity", 12))
-
-
-def pointcloud_msg(points: np.ndarray, stamp_ns: int, frame_id: str):
-    """sensor_msgs/PointCloud2 with float32 fields x, y, z, intensity from an (N, 4) array."""
-    pts = np.ascontiguousarray(np.asarray(points, dtype=np.float32)[:, :4])
-    n = pts.shape[0]
-    PF = _msg("sensor_msgs/msg/PointField")
-    fields = [PF(name=name, offset=off, datatype=PF.FLOAT32, count=1) for name, off in _PC2_FIELDS]
-    return _msg("sensor_msgs/msg/PointCloud2")(
-        header=header(stamp_ns, frame_id), height=1, width=n, fields=fields, is_bigendian=False, point_step=16,
-        row_step=16 * n, data=pts.reshape(-1).view(np.uint8), is_dense=True)
-
-
-def pointcloud_to_array(msg) -> np.ndarray:
-    """PointCloud2 with float32 x, y, z[, intensity] -> (N, 4) float32 (intensity 0 when absent)."""
-    offsets = {f.name: f.offset for f in msg.fields}
-    for name in ("x", "y", "z"):
-        if name not in offsets:
-            raise BagError(f"PointCloud2 on frame {msg.header.frame_id!r} has no field {name!r}")
-    n = msg.width * msg.height
-    raw = np.asarray(msg.data, dtype=np.uint8)[: n * msg.point_step].reshape(n, msg.point_step)
-    out = np.zeros((n, 4), np.float32)
-    for i, name in enumerate(("x", "y", "z", "intensity")):
-        if name in offsets:
-            o = offsets[name]
-            out[:, i] = raw[:, o:o + 4].copy().view(">f4" if msg.is_bigendian else "<f4")[:, 0]
-    return out
-
-
-def image_to_array(msg) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W) float32 for 32FC1/16UC1 (mm -> m), (H, W, 3) uint8 for rgb8/bgr8."""
-    enc = msg.encoding.lower()
-    data = np.asarray(msg.data, dtype=np.uint8)
-    h, w, step = msg.height, msg.width, msg.step
-    rows = data[: h * step].reshape(h, step)
-    if enc == "32fc1":
-        return rows[:, : w * 4].copy().view(">f4" if msg.is_bigendian else "<f4").reshape(h, w).astype(np.float32)
-    if enc in ("16uc1", "mono16"):
-        return rows[:, : w * 2].copy().view(">u2" if msg.is_bigendian else "<u2").reshape(h, w).astype(np.float32) / 1000.0
-    if enc in ("rgb8", "bgr8"):
-        img = rows[:, : w * 3].reshape(h, w, 3)
-        return img[..., ::-1].copy() if enc == "bgr8" else img.copy()
-    if enc == "mono8":
-        return rows[:, :w].copy()
-    raise BagError(f"image encoding {msg.encoding!r} not supported (use 32FC1, 16UC1, rgb8, bgr8 or mono8)")
-
-
-def clock_msg(stamp_ns: int):
-    return _msg("rosgraph_msgs/msg/Clock")(clock=stamp(stamp_ns))
-
-
-def quat_R(q) -> np.ndarray:
-    """Public alias: geometry_msgs/Quaternion -> 3x3 rotation."""
-    return _quat_to_R(q)
+    src = find_partial(path)
+    s = salvage(src)
+    if not s.messages:
+        raise BagError(f"{src}: no complete message found (was the recorder killed before its first flush?)")
+    writer = BagWriter(out, overwrite=overwrite)
+    counts: Dict[str, int] = {}
+    with writer:
+        usable: Dict[int, str] = {}
+        for cid, (sid, topic, meta) in sorted(s.channels.items()):
+            name = s.schemas.get(sid, ("", "", ""))[0]
+            if name not in typestore().types:
+                log.warning("%s: message type %r unknown here; its messages are left out", topic, name)
+                continue
+            latched = "durability: 1" in meta.get("offered_qos_profiles", "") or \
+                "durability: transient_local" in meta.get("offered_qos_profiles", "")
+            writer.add_topic(topic, name, latched=latched)
+            usable[cid] = topic
+            counts[topic] = 0
+        for cid, t, data in sorted(s.messages, key=lambda m: m[1]):
+            topic = usable.get(cid)
+            if topic is None:
+                continue
+            writer.write(topic, t, data)
+            counts[topic] += 1
+    log.info("%s: %d messages on %d topics salvaged%s%s", src, sum(counts.values()), len(counts),
+             "" if s.complete else f" ({s.lost_bytes} bytes of an unfinished tail dropped)",
+             f" ({s.damaged_chunks} damaged chunk(s): their records after the damage dropped)" if s.damaged_chunks
+             else "")
+    return counts

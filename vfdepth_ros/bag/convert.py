@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 import numpy as np
 
 from vfdepth_core import config
+from vfdepth_ros import conversions as cv
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.common import BagError
 
@@ -276,10 +277,11 @@ def write_recording(rec: Recording, out: str | Path, storage: str = "mcap", comp
             bw.add_topic(C.LIDAR_POINTS, "sensor_msgs/msg/PointCloud2")
 
         t0 = events[0].stamp_ns
-        statics = [C.transform_stamped(cam.T_ego_cam, t0, C.BASE_FRAME, C.camera_frame(cam.name)) for cam in cams]
-        statics.append(C.transform_stamped(rec.T_ego_lidar if rec.T_ego_lidar is not None else np.eye(4), t0,
-                                           C.BASE_FRAME, C.LIDAR_FRAME))
-        bw.write(C.TF_STATIC, t0, C.serialize(C.tf_message(statics)))
+        statics = [cv.matrix_to_transform(cam.T_ego_cam, C.BASE_FRAME, C.camera_frame(cam.name), t0, cv.BAG)
+                   for cam in cams]
+        statics.append(cv.matrix_to_transform(rec.T_ego_lidar if rec.T_ego_lidar is not None else np.eye(4),
+                                              C.BASE_FRAME, C.LIDAR_FRAME, t0, cv.BAG))
+        bw.write(C.TF_STATIC, t0, C.serialize(cv.tf_message(statics, cv.BAG)))
 
         ego_i = 0
         for ev in tqdm(events, desc=f"writing {Path(out).name}", unit="msg", disable=not progress, leave=False):
@@ -288,18 +290,21 @@ def write_recording(rec: Recording, out: str | Path, storage: str = "mcap", comp
                 T_odom_base = T_ego0_world @ ego_T[ego_i]
                 lin, ang = _twist(ego_T, ego_stamps, ego_i)
                 ego_i += 1
-                bw.write(C.TF, t, C.serialize(C.tf_message([C.transform_stamped(T_odom_base, t, C.ODOM_FRAME, C.BASE_FRAME)])))
-                bw.write(C.GT_ODOM, t, C.serialize(C.odometry_msg(T_odom_base, t, lin, ang)))
+                tf = cv.matrix_to_transform(T_odom_base, C.ODOM_FRAME, C.BASE_FRAME, t, cv.BAG)
+                bw.write(C.TF, t, C.serialize(cv.tf_message([tf], cv.BAG)))
+                bw.write(C.GT_ODOM, t, C.serialize(cv.matrix_to_odometry(T_odom_base, t, C.ODOM_FRAME, C.BASE_FRAME,
+                                                                         lin, ang, types=cv.BAG)))
             elif ev.kind == "lidar":
-                bw.write(C.LIDAR_POINTS, t, C.serialize(C.pointcloud_msg(ev.load(), t, C.LIDAR_FRAME)))
+                bw.write(C.LIDAR_POINTS, t, C.serialize(cv.xyzi_to_pointcloud2(ev.load(), cv.make_header(t, C.LIDAR_FRAME, cv.BAG), cv.BAG)))
             else:
                 cam = cams[ev.cam]
                 frame = C.camera_frame(cam.name)
                 h, w = sizes[ev.cam]
+                header = cv.make_header(t, frame, cv.BAG)
                 payload = ev.load()
                 where = f"{cam.name} image at {t} ns"
                 if payload[0] == "encoded" and compressed and size is None:
-                    msg = C.compressed_image_msg(payload[1], payload[2], t, frame)
+                    msg = cv.compressed_image(payload[1], payload[2], header, cv.BAG)
                 else:
                     rgb = _decode(payload[1], where) if payload[0] == "encoded" else np.asarray(payload[1], np.uint8)
                     if size is not None and rgb.shape[:2] != size:
@@ -311,11 +316,11 @@ def write_recording(rec: Recording, out: str | Path, storage: str = "mcap", comp
                                        f"{cam.width}x{cam.height}")
                     if compressed:
                         fmt = payload[2] if payload[0] == "encoded" else "png"
-                        msg = C.compressed_image_msg(_encode(rgb, fmt), fmt, t, frame)
+                        msg = cv.compressed_image(_encode(rgb, fmt), fmt, header, cv.BAG)
                     else:
-                        msg = C.image_msg(rgb, t, frame)
+                        msg = cv.numpy_to_image(rgb, "rgb8", header, cv.BAG)
                 # camera_info first: a node that caches the latest intrinsics has them when the image lands
-                bw.write(C.info_topic(cam.name), t, C.serialize(C.camera_info_msg(Ks[ev.cam], h, w, t, frame)))
+                bw.write(C.info_topic(cam.name), t, C.serialize(cv.K_to_camera_info(Ks[ev.cam], (h, w), header, types=cv.BAG)))
                 bw.write(C.image_topic(cam.name, compressed), t, C.serialize(msg))
         counts = dict(bw.counts)
     log.info("wrote %s: %d messages on %d topics", out, sum(counts.values()), len(counts))

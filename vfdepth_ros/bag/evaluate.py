@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from vfdepth_ros import conversions as cv
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.common import BagError
 
@@ -73,18 +74,19 @@ def read_ground_truth(path: str | Path, need_lidar: bool = True, allow_damaged: 
             msg = C.deserialize(raw, conn.msgtype)
             if name == _t(C.TF_STATIC):
                 for ts in msg.transforms:
-                    parent[ts.child_frame_id] = (ts.header.frame_id, C.transform_to_matrix(ts.transform))
+                    parent[ts.child_frame_id] = (ts.header.frame_id, cv.transform_to_matrix(ts))
             elif name == C.LIDAR_POINTS:
-                lidar_stamps.append(C.stamp_to_ns(msg.header.stamp))
-                lidar_points.append(C.pointcloud_to_array(msg))
+                lidar_stamps.append(cv.stamp_to_ns(msg.header.stamp))
+                lidar_points.append(cv.pointcloud2_to_xyzi(msg))
                 lidar_frames.append(msg.header.frame_id)
             elif name == C.GT_ODOM:
-                odom_stamps.append(C.stamp_to_ns(msg.header.stamp))
-                odom_T.append(C.transform_to_matrix(msg.pose.pose))
+                odom_stamps.append(cv.stamp_to_ns(msg.header.stamp))
+                odom_T.append(cv.odometry_to_matrix(msg))
             else:
                 cam = name[: -len("/camera_info")]
                 if cam not in infos:
-                    infos[cam] = (np.array(msg.k, dtype=float).reshape(3, 3), msg.height, msg.width, msg.header.frame_id)
+                    K, (h, w) = cv.camera_info_to_K(msg)
+                    infos[cam] = (K, h, w, msg.header.frame_id)
         # resolve every static frame relative to base_link
         for frame in list(parent):
             T, f, seen = np.eye(4), frame, set()
@@ -130,15 +132,16 @@ def read_outputs(path: str | Path, odom_topic: str = "odom", allow_damaged: bool
         for conn, _, raw in C.iter_messages(reader, wanted, allow_damaged=allow_damaged):
             name = _t(conn.topic)
             msg = C.deserialize(raw, conn.msgtype)
-            t = C.stamp_to_ns(msg.header.stamp)
+            t = cv.stamp_to_ns(msg.header.stamp)
             if name == _t(odom_topic):
-                out.odom.append((t, C.transform_to_matrix(msg.pose.pose)))
+                out.odom.append((t, cv.odometry_to_matrix(msg)))
             elif name.endswith("/camera_info"):
                 cam = name[: -len("/depth/camera_info")]
-                out.depth_info.setdefault(cam, {})[t] = (np.array(msg.k, dtype=float).reshape(3, 3), msg.height, msg.width)
+                K, (h, w) = cv.camera_info_to_K(msg)
+                out.depth_info.setdefault(cam, {})[t] = (K, h, w)
             else:
                 cam = name[: -len("/depth")]
-                out.depth.setdefault(cam, []).append((t, C.image_to_array(msg), msg.header.frame_id))
+                out.depth.setdefault(cam, []).append((t, cv.image_to_array(msg), msg.header.frame_id))
     finally:
         reader.close()
     return out

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from vfdepth_ros import conversions as cv
 from vfdepth_ros.bag import common as C
 from vfdepth_ros.bag.common import BagError
 
@@ -40,7 +41,7 @@ class Recorder:
             name, _, msgtype = spec.partition(":")
             self.want[_norm(name)] = msgtype or None
         for name, msgtype in self.want.items():
-            if msgtype and msgtype not in C.typestore().types:
+            if msgtype and msgtype not in cv.typestore().types:
                 raise BagError(f"{name}:{msgtype}: unknown message type (not a ROS 2 kilted type)")
         self.out = Path(out)
         self.writer = C.BagWriter(out, storage=storage, overwrite=overwrite)
@@ -73,7 +74,7 @@ class Recorder:
                     continue  # not discovered yet
                 msgtype = graph[topic][0]
             cls = message_class(msgtype)
-            if cls is None or msgtype not in C.typestore().types:
+            if cls is None or msgtype not in cv.typestore().types:
                 log.error("%s: message type %s unknown here; not recording it", topic, msgtype)
                 self.subscribed[topic] = msgtype
                 continue

@@ -1,7 +1,7 @@
 """Side by side with the paper's released code: an original checkpoint imported with `vfdepth import-original`
 must reproduce the original's depth, pose and virtual-view (aug_depth) outputs.
 
-    python benchmarks/compare_original.py --original /path/to/VFDepth [--out results/compare_original.json]
+    python benchmarks/compare_original.py --original /path/to/VFDepth [--fx_ratio 0.3] [--out results/compare_original.json]
 
 What it does (CPU, batch 1, about a minute): builds the original's FusedDepthNet/FusedPoseNet from its own
 code at a small config (192x320, voxel_size [50,50,10], proj_d_bins 25, six cameras, a self-occlusion mask),
@@ -204,7 +204,7 @@ def stats(a: torch.Tensor, b: torch.Tensor) -> dict:
             "max_rel": float((d / b.double().abs().clamp_min(1e-12)).max())}
 
 
-def run(original: Path, out_path: Path, seed: int, scale: float) -> dict:
+def run(original: Path, out_path: Path, seed: int, scale: float, fx_ratio: float = 0.3) -> dict:
     from vfdepth_core.config import with_overrides
     from vfdepth_core.import_original import COMPAT_KEYS
     from vfdepth_core.inference import Predictor, VirtualCamera
@@ -221,7 +221,7 @@ def run(original: Path, out_path: Path, seed: int, scale: float) -> dict:
     perturb_(pose_net, gen, scale)
 
     H, W = SMALL["height"], SMALL["width"]
-    K, T = ring_rig()
+    K, T = ring_rig(fx_ratio)
     imgs = textured_images(gen, 3 * 6, H, W).reshape(3, 1, 6, 3, H, W)  # frames -1, 0, +1
     mask = self_occlusion_mask(H, W)
     d64 = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
@@ -263,7 +263,7 @@ def run(original: Path, out_path: Path, seed: int, scale: float) -> dict:
     prev, cur, nxt = imgs[0, 0], imgs[1, 0], imgs[2, 0]
     p = pred.predict(cur, K, T, prev_images=prev, virtual=VirtualCamera(K, T_aug), mask=mask[0])
     model = pred.model
-    results = {"config": SMALL, "seed": seed, "perturb_scale": scale,
+    results = {"config": SMALL, "fx_ratio": fx_ratio, "seed": seed, "perturb_scale": scale,
                "original_depth_m": {"mean": float(o_depth.mean()), "std": float(o_depth.std()),
                                     "min": float(o_depth.min()), "max": float(o_depth.max())}}
     results["predictor"] = {"depth_m": stats(p.depth, o_depth), "virtual_depth_m": stats(p.virtual_depth, o_aug)}
@@ -336,6 +336,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--perturb", type=float, default=1.0,
                     help="weight perturbation in units of each tensor's spread (trained-looking weights)")
+    ap.add_argument("--fx_ratio", type=float, default=0.3,
+                    help="focal length / image width of the six cameras (0.3: 118 degrees; 0.25: 127 degrees)")
     args = ap.parse_args(argv)
     root = Path(args.original) if args.original else None
     if root is None or not (root / "network" / "fusion_depthnet.py").is_file():
@@ -343,7 +345,7 @@ def main(argv=None) -> int:
               "holding network/ and models/)")
         return 0
     torch.set_grad_enabled(False)
-    r = run(root.resolve(), Path(args.out), args.seed, args.perturb)
+    r = run(root.resolve(), Path(args.out), args.seed, args.perturb, args.fx_ratio)
     print_table(r)
     print(f"wrote {args.out}")
     return 0

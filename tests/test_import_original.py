@@ -127,8 +127,7 @@ def test_mapping_covers_every_original_tensor_with_its_layout(tmp_path, cfg):
     assert torch.equal(sd["pose_net.encoder.conv1.weight"], pose["module.encoder.encoder.conv1.weight"])
     # the compatibility keys
     m = ccfg.model
-    assert (m.voxel_center_offset, m.voxel_depth_scale, m.overlap_pair_order, m.feature_intrinsics, m.mask_resize) == \
-        (0.0, 20.0, "index_groups", "plain", "bilinear")
+    assert tuple(getattr(m, k) for k in COMPAT_KEYS) == (0.0, 20.0, "index_groups", "plain", "bilinear", 0.0)
     assert model.grid.center_offset == 0.0
 
 
@@ -287,11 +286,16 @@ def test_feature_intrinsics_and_mask_resize_reach_the_model():
     assert (rows["ours"] == 0).sum() == 0 and (rows["paper"] == 0).sum() > 0
 
 
-def _lookup(**kw):
-    K, T = make_rig(H=32, W=48, hfov_deg=140.0)
+def _lookup(mask=None, yaws_deg=(0.0, 60.0, -60.0, 120.0, -120.0, 180.0), **kw):
+    K, T = make_rig(yaws_deg, H=32, W=48, hfov_deg=140.0)
     grid = geo.VoxelGrid((10, 10, 3), (2.0, 2.0, 1.0), (-10.0, -10.0, -1.0))
     K8 = geo.resize_intrinsics(K[None].float(), (32, 48), (4, 6))
-    return build_voxel_lookup(grid, K8, T[None].float(), None, 4, 6, **kw)
+    return build_voxel_lookup(grid, K8, T[None].float(), mask, 4, 6, **kw)
+
+
+def _entry_cams(lk) -> torch.Tensor:
+    """The camera of each entry (batch 1)."""
+    return lk.pix_idx[:, 0] // (lk.h * lk.w)
 
 
 def test_voxel_depth_scale_changes_only_the_depth_channel():
@@ -333,12 +337,72 @@ def test_overlap_pair_order_changes_only_which_entry_leads():
     assert torch.equal(a.single_entry, b.single_entry) and torch.equal(a.depth_feat, b.depth_feat)
 
 
-def test_compare_original_skips_cleanly_without_the_original_code(tmp_path, capsys):
-    import importlib.util
+def test_index_groups_sum_two_cameras_of_one_group_into_one_slot():
+    """Front and back cameras masked out, the side cameras at +-30 and +-150 degrees: voxels seen by
+    front-left + front-right (group 1, cameras 1 and 2) or by back-left + back-right (group 0, cameras 3 and
+    4) are pairs of one group, summed into that group's slot with the other slot zero; cross-group pairs
+    keep one camera per slot, group 0 first. The rig order always keeps the two cameras apart."""
+    mask = torch.ones(1, 6, 1, 4, 6)
+    mask[:, [0, 5]] = 0
+    yaws = (0.0, 30.0, -30.0, 150.0, -150.0, 180.0)
+    a, b = _lookup(mask, yaws), _lookup(mask, yaws, pair_order_mode="index_groups")
+    n = _entry_cams(b)
+    c1, c2 = n[b.pair_first], n[b.pair_second]
+    assert {(1, 2), (3, 4)} <= {tuple(sorted(p)) for p in zip(c1.tolist(), c2.tolist())}
+    group = torch.tensor([0, 1, 1, 0, 0, 1])
+    same = group[c1] == group[c2]
+    assert torch.equal(b.pair_merge, torch.where(same, group[c1] + 1, torch.zeros_like(c1)))
+    feat = (n + 1).float()[:, None]  # each entry's feature: its camera index + 1
+    slots = pair_slots(feat[b.pair_first], feat[b.pair_second], b).tolist()
+    for x, y, merge, row in zip(c1.tolist(), c2.tolist(), b.pair_merge.tolist(), slots):
+        want = {0: [x + 1.0, y + 1.0], 1: [x + y + 2.0, 0.0], 2: [0.0, x + y + 2.0]}[merge]
+        assert row == want and (merge or group[x] == 0)
+    rig = pair_slots(feat[a.pair_first], feat[a.pair_second], a)
+    assert (rig != 0).all()
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_original.py"
-    spec = importlib.util.spec_from_file_location("compare_original", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main(["--original", str(tmp_path / "no-vfdepth"), "--out", str(tmp_path / "c.json")]) == 0
-    assert "skipped" in capsys.readouterr().out and not (tmp_path / "c.json").exists()
+
+def _border_lookup(margin_px: float):
+    """Three cameras at the vehicle origin looking along x (identical poses), 5 x 3 feature maps, fx 10 and
+    principal points 2.0005, 1.9995 and 1.0; six voxels at x = 10 m, y = -3..2 m project to u = X + cx with
+    camera X = 3..-2 m, i.e. 5.0005..0.0005, 4.9995..-0.0005 and 4..-1 (v = 1, inside)."""
+    _, T = make_rig((0.0, 0.0, 0.0), radius_m=0.0, height_m=0.0)
+    K8 = torch.stack([geo.intrinsics_matrix(10.0, 10.0, cx, 1.0) for cx in (2.0005, 1.9995, 1.0)])
+    grid = geo.VoxelGrid((1, 6, 1), (1.0, 1.0, 1.0), (10.0, -3.0, 0.0), center_offset=0.0)
+    return build_voxel_lookup(grid, K8[None].float(), T[None].float(), None, 3, 5, border_margin_px=margin_px)
+
+
+def test_voxel_border_margin_decides_only_voxels_just_outside_the_border():
+    ours, paper = _border_lookup(1e-3), _border_lookup(0.0)
+    seen = lambda lk: {(int(c), int(v)) for c, v in zip(_entry_cams(lk), lk.entry_voxel)}  # noqa: E731
+    # exactly on the border (camera 2: u = 4 = w-1 and u = 0) is seen under both rules, 1 px outside under neither
+    assert {(2, 0), (2, 4)} <= seen(paper) and (2, 5) not in seen(ours) | seen(paper)
+    assert (0, 0) not in seen(ours) | seen(paper)  # u = 5.0005
+    # 5e-4 px outside (camera 0 at u = 4.0005, camera 1 at u = -0.0005): seen only with the project's margin
+    assert seen(ours) - seen(paper) == {(0, 1), (1, 5)} and seen(paper) <= seen(ours)
+    assert ours.count.tolist() == [1, 3, 3, 3, 3, 2] and paper.count.tolist() == [1, 2, 3, 3, 3, 1]
+    # the entries both rules keep are the same samples
+    keep = torch.tensor([(int(c), int(v)) in seen(paper) for c, v in zip(_entry_cams(ours), ours.entry_voxel)])
+    assert torch.equal(ours.pix_idx[keep], paper.pix_idx) and torch.equal(ours.pix_w[keep], paper.pix_w)
+    assert torch.equal(ours.depth_feat[keep], paper.depth_feat)
+
+
+def test_voxel_border_margin_reaches_the_model_and_is_checked(monkeypatch):
+    import inspect
+
+    import vfdepth_core.model as model_mod
+    from vfdepth_core.config import ConfigError
+
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append(inspect.signature(build_voxel_lookup).bind(*args, **kw).arguments["border_margin_px"])
+        return build_voxel_lookup(*args, **kw)
+
+    monkeypatch.setattr(model_mod, "build_voxel_lookup", spy)
+    K, T = make_rig(H=32, W=64)
+    for margin in (1e-3, 0.0):
+        m = model_mod.VFDepth(tiny_config(H=32, W=64, model__voxel_border_margin_px=margin), load_imagenet=False)
+        m.voxel_lookup(K[None].float(), T[None].float(), None, (32, 64))
+    assert seen == [1e-3, 0.0]
+    with pytest.raises(ConfigError, match="voxel_border_margin_px"):
+        tiny_config(model__voxel_border_margin_px=-1.0)

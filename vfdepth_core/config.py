@@ -91,6 +91,10 @@ class ModelConfig:
     # Self-occlusion mask down to the 1/8 feature grid: 'area' (the fraction of valid pixels) or 'bilinear'
     # (align_corners=True, the released code).
     mask_resize: str = "area"
+    # A voxel whose centre projects up to this many pixels outside the feature map (h x w, pixel centres at
+    # 0..w-1) still counts as seen by that camera. 1e-3: absorbs round-off, so a voxel on the border is
+    # seen whatever the last bit; the released code: 0.0 (it tests normalised coordinates against +-1).
+    voxel_border_margin_px: float = 1e-3
 
 
 # The datasets' camera sets, named once here (the sensor names lower-cased; the synthetic rigs use them too),
@@ -437,6 +441,9 @@ def validate(cfg: Config, source: str = "<config>") -> None:
                           f"needs 3 or 6 cameras, got {len(cfg.data.cameras)}; use 'rig'")
     if not m.voxel_depth_scale > 0:
         raise ConfigError(f"{source}: model.voxel_depth_scale must be positive (default 100 m), got {m.voxel_depth_scale}")
+    if not 0 <= m.voxel_border_margin_px < 0.5:
+        raise ConfigError(f"{source}: model.voxel_border_margin_px must lie in [0, 0.5) pixels (default 1e-3), "
+                          f"got {m.voxel_border_margin_px}")
     if t.height % 32 or t.width % 32:
         raise ConfigError(
             f"{source}: training.height/width must be multiples of 32 (ResNet strides), got {t.height}x{t.width}"

@@ -36,10 +36,12 @@ NETWORK_FILES = {"depth_net": "depth_net.pth", "pose_net": "pose_net.pth"}
 def compat_overrides(cfg: Config) -> List[str]:
     """The ``model.*`` overrides with which the project reproduces the released code (training/README.md)."""
     return ["model.voxel_center_offset=0.0", f"model.voxel_depth_scale={float(cfg.model.voxel_size[0])}",
-            "model.overlap_pair_order=index_groups", "model.feature_intrinsics=plain", "model.mask_resize=bilinear"]
+            "model.overlap_pair_order=index_groups", "model.feature_intrinsics=plain", "model.mask_resize=bilinear",
+            "model.voxel_border_margin_px=0.0"]
 
 
-COMPAT_KEYS = ("voxel_center_offset", "voxel_depth_scale", "overlap_pair_order", "feature_intrinsics", "mask_resize")
+COMPAT_KEYS = ("voxel_center_offset", "voxel_depth_scale", "overlap_pair_order", "feature_intrinsics", "mask_resize",
+               "voxel_border_margin_px")
 
 
 class OriginalImportError(CheckpointError):

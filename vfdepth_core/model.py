@@ -195,7 +195,7 @@ class VFDepth(nn.Module):
         extra = (h, w, str(K.device), str(K.dtype))
         return self.rig_cache.get("voxels", (K8, T_ego_cam, mask8), extra,
                                   lambda: build_voxel_lookup(self.grid, K8, T_ego_cam, mask8, h, w, m.voxel_depth_scale,
-                                                             m.overlap_pair_order))
+                                                             m.overlap_pair_order, m.voxel_border_margin_px))
 
     @_geometry_in_fp32
     def ray_grid(self, K: Tensor, T_ego_cam: Tensor, hw: Tuple[int, int], cache: bool = True) -> Tensor:

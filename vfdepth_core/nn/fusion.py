@@ -123,11 +123,12 @@ def pair_order(T_ego_cam: Tensor, tol: float = 1e-6) -> Tensor:
 
 def build_voxel_lookup(grid: geo.VoxelGrid, K_feat: Tensor, T_ego_cam: Tensor, mask_feat: Optional[Tensor],
                        h: int, w: int, depth_scale_m: float = DEPTH_FEATURE_SCALE_M,
-                       pair_order_mode: str = "rig") -> VoxelLookup:
+                       pair_order_mode: str = "rig", border_margin_px: float = 1e-3) -> VoxelLookup:
     """Project every voxel centre into every camera at feature resolution.
 
     K_feat (B, N, 3, 3) intrinsics at h x w; T_ego_cam (B, N, 4, 4); mask_feat (B, N, 1, h, w) or None
-    (1 = valid pixel). Valid = in front, inside the image, mask > 0.5 at the nearest pixel.
+    (1 = valid pixel). Valid = in front, inside the image (pixel centres 0..w-1, widened by border_margin_px:
+    model.voxel_border_margin_px), mask > 0.5 at the nearest pixel.
     depth_scale_m: the depth channel is camera-frame depth / this. pair_order_mode: 'rig' (:func:`pair_order`)
     or 'index_groups' (:func:`index_group_order`, the released code's).
     """
@@ -139,7 +140,7 @@ def build_voxel_lookup(grid: geo.VoxelGrid, K_feat: Tensor, T_ego_cam: Tensor, m
     centers = grid.centers(device=dev, dtype=torch.float32)  # (3, V)
     p_cam = geo.transform_points(geo.invert_transform(T), centers)  # (B, N, 3, V)
     uv, z = geo.project(K, p_cam)
-    valid = geo.in_image(uv, z, h, w)  # (B, N, V)
+    valid = geo.in_image(uv, z, h, w, margin_px=border_margin_px)  # (B, N, V)
     if mask_feat is not None:
         ui = uv[:, :, 0].round().clamp(0, w - 1).long()
         vi = uv[:, :, 1].round().clamp(0, h - 1).long()

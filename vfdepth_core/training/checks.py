@@ -14,7 +14,8 @@ ARCH_KEYS = {
     "model": ("num_layers", "depth_model", "pose_model", "fusion_level", "fusion_feat_in_dim", "use_skips",
               "voxel_size", "voxel_pre_dim", "proj_d_bins",
               # conventions an imported checkpoint of the released code needs (vfdepth import-original)
-              "voxel_center_offset", "voxel_depth_scale", "overlap_pair_order", "feature_intrinsics", "mask_resize"),
+              "voxel_center_offset", "voxel_depth_scale", "overlap_pair_order", "feature_intrinsics", "mask_resize",
+              "voxel_border_margin_px"),
     "data": ("cameras",),
 }
 

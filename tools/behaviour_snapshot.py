@@ -90,7 +90,8 @@ def _run(cmd: Sequence[str], log: Path, env: Dict[str, str], timeout_s: float = 
     with open(log, "w") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
-        p = subprocess.run(list(cmd), cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout_s)
+        p = subprocess.run(list(cmd), cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout_s,
+                           stdin=subprocess.DEVNULL)
     text = log.read_text(errors="replace")
     if p.returncode != 0:
         raise SnapshotError(f"{' '.join(cmd[2:5])} exited {p.returncode}; see {log}:\n{text[-3000:]}")
@@ -345,7 +346,8 @@ def section_node(out: Path, work: Path, env: Dict[str, str], bag: Path, ckpt: Pa
     if outputs.exists():
         outputs.unlink()
     rec = subprocess.Popen(_vfdepth("bag", "record", "-o", str(outputs), "--domain-id", str(domain_id), *NODE_TOPICS),
-                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           stdin=subprocess.DEVNULL)
     head: List[str] = []
     if not _read_until(rec, "recording ", len(NODE_TOPICS), 120.0, head):
         _stop(rec)
@@ -354,11 +356,11 @@ def section_node(out: Path, work: Path, env: Dict[str, str], bag: Path, ckpt: Pa
                                        "--use-sim-time", "--no-respawn", "--set", "device=cpu",
                                        "--domain-id", str(domain_id)),
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+                              stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         play_log = _run(_vfdepth("bag", "play", str(bag), "--clock", "--as-fast-as-possible", "--domain-id",
-                                 str(domain_id), "--wait-for-topic", "camera_01/depth", "--wait-timeout", "300",
-                                 "--match-timeout", "300", "--no-progress"), work / "play.log", env, timeout_s=900)
+                                 str(domain_id), "--wait-for-topic", "camera_01/depth", "--wait-timeout", "600",
+                                 "--match-timeout", "600", "--no-progress"), work / "play.log", env, timeout_s=1500)
     finally:
         time.sleep(2.0)  # the last frame's point cloud / virtual view may trail camera_01/depth
         rec_code, rec_log = _stop(rec)

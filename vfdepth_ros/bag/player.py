@@ -432,9 +432,21 @@ def _exit_now(code: int) -> None:
     on a busy machine, with Python's signal handlers already reset, so a launcher's escalating
     SIGTERM ended the player with -15 (or a second signal with the CLI's 130)."""
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reading end is gone (a launcher killed by SIGTERM)
+            pass
     os._exit(code)
+
+
+def _say(line: str) -> None:
+    """print, unless stdout is gone: `ros2 launch` ended by SIGTERM leaves the player a broken pipe,
+    and a BrokenPipeError there made its stop exit 1."""
+    try:
+        print(line, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _leave_now(signum: int, frame) -> None:  # noqa: ARG001
@@ -471,9 +483,9 @@ def main(args: argparse.Namespace) -> int:
     player = Player(args.bag, options_from_args(args))
     t0 = time.monotonic()
     n = player.play(stop)
-    print(f"played {n} messages from {args.bag} in {time.monotonic() - t0:.1f} s")
+    _say(f"played {n} messages from {args.bag} in {time.monotonic() - t0:.1f} s")
     if args.wait_for_topic:
-        print(player.pace.summary(args.wait_for_topic))
+        _say(player.pace.summary(args.wait_for_topic))
     if stop.signal is not None:  # asked to stop: done (the process is ending, not an in-process call)
         _exit_now(0)
     if not args.wait_for_topic:

@@ -171,9 +171,12 @@ class Launcher:
             c.done = True
         return codes
 
-    def run(self, poll_s: float = 0.2) -> int:
+    def run(self, poll_s: float = 0.2, restore_signals: bool = True) -> int:
         """Start, supervise until SIGINT/SIGTERM or until every process has ended, stop. Exit code:
-        0, or the first nonzero exit code of a process that ended on its own."""
+        0, or the first nonzero exit code of a process that ended on its own.
+
+        ``restore_signals=False`` (the CLI, which exits next) keeps the stop handlers installed, so a
+        second SIGINT/SIGTERM arriving after the stop is no KeyboardInterrupt on the way out."""
         stop = threading.Event()
 
         def handler(signum, frame):  # noqa: ARG001
@@ -186,8 +189,9 @@ class Launcher:
                 stop.wait(poll_s)
         finally:
             self.stop()
-            for s, h in old.items():
-                signal.signal(s, h)
+            if restore_signals:
+                for s, h in old.items():
+                    signal.signal(s, h)
         if stop.is_set():
             return 0
         bad = [c.exit_codes[-1] for c in self.children if c.exit_codes and c.exit_codes[-1] not in (0, None)]
@@ -300,7 +304,7 @@ def main(args: argparse.Namespace) -> int:
         for c in launcher.children:
             print(f"{c.name}: {' '.join(c.cmd)}")
         return 0
-    return launcher.run()
+    return launcher.run(restore_signals=False)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import threading
 import time
@@ -273,8 +275,11 @@ class Player:
                 sent += self._play_once(pubs, clock_pub, pace_id)
                 if not opts.loop or self.stop.is_set():
                     break
-            # let reliable writers hand over the last messages before the participant goes away
+            # let reliable writers hand over the last messages before the participant goes away (not
+            # when asked to stop: a busy subscriber would hold each publisher up to 2 s)
             for pub in pubs.values():
+                if self.stop.is_set():
+                    break
                 try:
                     pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
                 except Exception:  # pragma: no cover - older rclpy
@@ -422,15 +427,70 @@ def options_from_args(args: argparse.Namespace) -> PlayOptions:
                        domain_id=args.domain_id, progress=not args.no_progress, allow_damaged=args.allow_damaged)
 
 
+def _exit_now(code: int) -> None:
+    """Leave without the interpreter's finalization: with rclpy and numpy loaded it can take seconds
+    on a busy machine, with Python's signal handlers already reset, so a launcher's escalating
+    SIGTERM ended the player with -15 (or a second signal with the CLI's 130)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the reading end is gone (a launcher killed by SIGTERM)
+            pass
+    os._exit(code)
+
+
+def _say(line: str) -> None:
+    """print, unless stdout is gone: `ros2 launch` ended by SIGTERM leaves the player a broken pipe,
+    and a BrokenPipeError there made its stop exit 1."""
+    try:
+        print(line, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _leave_now(signum: int, frame) -> None:  # noqa: ARG001
+    """A repeated stop signal (a launcher escalating to SIGTERM, a second Ctrl-C): the player has
+    nothing to save, so it leaves at once, exit 0, instead of a KeyboardInterrupt in its clean-up."""
+    log.info("stop signal %d again: leaving now", signum)
+    _exit_now(0)
+
+
+def install_stop(stop) -> None:
+    """Install `stop`'s SIGINT/SIGTERM handlers, with a repeat that would raise KeyboardInterrupt
+    turned into :func:`_leave_now`."""
+    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
+        return
+    stop.install()
+    inner = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        try:
+            inner(signum, frame)
+        except KeyboardInterrupt:
+            _leave_now(signum, frame)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handler)
+
+
 def main(args: argparse.Namespace) -> int:
+    """`vfdepth bag play`. Stopped by SIGINT (once or more) or SIGTERM, it ends at once with exit 0."""
+    from vfdepth_ros.bag.rosnode import StopFlag
+
+    stop = StopFlag()
+    install_stop(stop)
     player = Player(args.bag, options_from_args(args))
     t0 = time.monotonic()
-    n = player.play()
-    print(f"played {n} messages from {args.bag} in {time.monotonic() - t0:.1f} s")
+    n = player.play(stop)
+    _say(f"played {n} messages from {args.bag} in {time.monotonic() - t0:.1f} s")
+    if args.wait_for_topic:
+        _say(player.pace.summary(args.wait_for_topic))
+    if stop.signal is not None:  # asked to stop: done (the process is ending, not an in-process call)
+        _exit_now(0)
     if not args.wait_for_topic:
         return 0
-    print(player.pace.summary(args.wait_for_topic))
-    if player.pace.lost and not player.stop.is_set():
+    if player.pace.lost and not stop.is_set():
         if args.tolerate_lost:
             return 0
         print(f"vfdepth bag play: error: {len(player.pace.lost)} of {player.pace.frames} frames got no "

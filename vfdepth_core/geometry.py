@@ -271,9 +271,8 @@ def resize_intrinsics(K: Tensor, src_hw: Tuple[int, int], dst_hw: Tuple[int, int
 
 def resize_intrinsics_each(K: Tensor, src_hws: Sequence[Tuple[int, int]], dst_hw: Tuple[int, int]) -> Tensor:
     """K (*, N, 3, 3) of N cameras whose images, camera i's of size src_hws[i], are all resized to dst_hw."""
-    if len(set(map(tuple, src_hws))) == 1:
-        return resize_intrinsics(K, tuple(src_hws[0]), dst_hw)
-    return torch.stack([resize_intrinsics(K[..., i, :, :], tuple(hw), dst_hw) for i, hw in enumerate(src_hws)], -3)
+    hw = torch.as_tensor(src_hws, dtype=K.dtype, device=K.device).reshape(-1, 2)  # (N, 2)
+    return scale_intrinsics(K, dst_hw[1] / hw[:, 1], dst_hw[0] / hw[:, 0])
 
 
 def crop_intrinsics(K: Tensor, top: float, left: float) -> Tensor:

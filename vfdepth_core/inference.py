@@ -76,10 +76,6 @@ def resize_images(x: Tensor, hw: Tuple[int, int]) -> Tensor:
     return y.reshape(*x.shape[:-2], *hw).clamp(0, 1)
 
 
-def _same_tensor(a: Optional[Tensor], b: Optional[Tensor]) -> bool:
-    return a is b or (a is not None and b is not None and a.shape == b.shape and torch.equal(a, b))
-
-
 class Predictor:
     """Runs a :class:`VFDepth` on raw camera images of any size (see the module docstring)."""
 
@@ -240,7 +236,8 @@ class Predictor:
                _batch_rig([f"virtual_{i}" for i in range(len(Kv[0]))], Kv, Tv, [(H, W)] * len(Kv[0]))
                if Kv is not None else "no virtual views")
         memo = self._rig_memo
-        if None not in key and memo is not None and memo[0] == key and _same_tensor(memo[1], mask):
+        if None not in key and memo is not None and memo[0] == key and (memo[1] is mask is None or (
+                mask is not None and memo[1] is not None and memo[1].shape == mask.shape and torch.equal(memo[1], mask))):
             return memo[2]
         mask_dev = None
         if mask is not None:

@@ -351,6 +351,21 @@ def load_calibration_file(path: str, cameras: Sequence[str]) -> Dict[str, Camera
     return out
 
 
+def calibration_for(p: NodeParams) -> Dict[str, CameraCalibration]:
+    """The calibration file's cameras (empty without one); ParamError when it lacks what the
+    calibration/extrinsics sources need."""
+    if not p.calibration_file:
+        return {}
+    calibration = load_calibration_file(p.calibration_file, p.cameras)
+    for key, attr, what in (("calibration_source", "K", "intrinsics (K/fx + width/height)"),
+                            ("extrinsics_source", "T_ego_cam", "T_ego_cam/translation")):
+        missing = [c for c in p.cameras if getattr(p, key) == "file" and getattr(calibration[c], attr) is None]
+        if missing:
+            raise ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' has no "
+                             f"{what} but {key} is 'file'")
+    return calibration
+
+
 def with_values(p: NodeParams, changes: Mapping[str, Any]) -> NodeParams:
     """NodeParams with some parameter values changed (validated as a whole)."""
     values = params_to_values(p)
@@ -360,4 +375,5 @@ def with_values(p: NodeParams, changes: Mapping[str, Any]) -> NodeParams:
 
 __all__ = ["PARAMETERS", "SPECS", "ParamSpec", "ParamError", "NodeParams", "VirtualCameraParams",
            "node_params_from_values", "params_to_values", "with_values", "load_predictor", "virtual_camera",
-           "CameraCalibration", "load_calibration_file", "DDAD_CAMERAS", "NUSCENES_CAMERAS", "R_BODY_OPTICAL"]
+           "CameraCalibration", "load_calibration_file", "calibration_for", "DDAD_CAMERAS", "NUSCENES_CAMERAS",
+           "R_BODY_OPTICAL"]

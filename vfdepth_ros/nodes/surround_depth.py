@@ -218,25 +218,6 @@ class SurroundDepthNode(LifecycleNode):
                        f"images, calibration from {p.calibration_source}, extrinsics from {p.extrinsics_source}, "
                        f"slop {p.slop_s} s, device {p.device}")
 
-    def _load_calibration(self) -> Dict[str, P.CameraCalibration]:
-        """The calibration file's cameras (empty without one); ParamError when it lacks what the
-        calibration/extrinsics sources need."""
-        p = self.params
-        calibration: Dict[str, P.CameraCalibration] = {}
-        if p.calibration_file:
-            calibration = P.load_calibration_file(p.calibration_file, p.cameras)
-            if p.calibration_source == "file":
-                missing = [c for c in p.cameras if calibration[c].K is None]
-                if missing:
-                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
-                                       f"has no intrinsics (K/fx + width/height) but calibration_source is 'file'")
-            if p.extrinsics_source == "file":
-                missing = [c for c in p.cameras if calibration[c].T_ego_cam is None]
-                if missing:
-                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
-                                       f"has no T_ego_cam/translation but extrinsics_source is 'file'")
-        return calibration
-
     # ------------------------------------------------------------------------------------ lifecycle
     def lifecycle_state(self) -> str:
         return self._state_machine.current_state[1]
@@ -245,7 +226,7 @@ class SurroundDepthNode(LifecycleNode):
         """Check the calibration file and load the model (at start-up with autostart, the worker
         loads it, retrying as parameters change, so the node comes up even without a model)."""
         try:
-            self.calibration = self._load_calibration()
+            self.calibration = P.calibration_for(self.params)
         except P.ParamError as exc:
             self._log.error(f"configure failed: {exc}")
             self.predictor_error = str(exc)
@@ -454,7 +435,7 @@ class SurroundDepthNode(LifecycleNode):
     def _camera_inputs(self, sset: SyncSet, p: P.NodeParams):
         """Decode the set's images and gather calibration. Returns (images (3, H, W) per camera, Rig,
         camera infos) or raises ValueError with a message naming the camera."""
-        images, Ks, hws, Ts, infos = [], [], [], [], []
+        rows = []
         for i, msg in enumerate(sset.msgs):
             cam = self.cams[i]
             try:
@@ -485,12 +466,9 @@ class SurroundDepthNode(LifecycleNode):
                     raise _WaitingForCalibration(f"{cam.name}: {cam.calib_problem}")
             if cam.calib_problem.startswith("waiting"):
                 cam.calib_problem = ""
-            images.append(rgb.transpose(2, 0, 1))
-            Ks.append(K)
-            hws.append(tuple(hw))
-            Ts.append(T)
-            infos.append(info)
-        return images, Rig(p.cameras, Ks, Ts, hws), infos
+            rows.append((rgb.transpose(2, 0, 1), K, hw, T, info))
+        images, Ks, hws, Ts, infos = zip(*rows)
+        return list(images), Rig(p.cameras, Ks, Ts, hws), list(infos)
 
     def _camera_error(self, cam: CameraState, text: str) -> None:
         with self._lock:

@@ -172,6 +172,31 @@ def test_scale_intrinsics_formula_and_round_trip():
     assert Kr[0, 2].item() == pytest.approx((320 - 1) / 2) and Kr[1, 2].item() == pytest.approx((192 - 1) / 2)
 
 
+def test_resize_intrinsics_each_scales_every_camera_from_its_own_size():
+    K = torch.stack([K_of(100.0, 110.0, 63.5, 47.5), K_of(40.0, 40.0, 20.0, 10.0)])[None].expand(2, 2, 3, 3)
+    out = g.resize_intrinsics_each(K, [(96, 128), (24, 40)], (48, 64))
+    torch.testing.assert_close(out[:, 0], g.resize_intrinsics(K[:, 0], (96, 128), (48, 64)), rtol=0, atol=0)
+    torch.testing.assert_close(out[:, 1], g.resize_intrinsics(K[:, 1], (24, 40), (48, 64)), rtol=0, atol=0)
+
+
+def test_fused_points_known_answer():
+    """Two 4x6 cameras at 2 m: every 2nd pixel back-projected by hand and moved by T_ego_cam; a pixel beyond
+    max_depth_m and a zero depth are dropped; colours are the image's at the kept pixels."""
+    K = K_of(10.0, 10.0, 2.5, 1.5).expand(2, 3, 3)
+    T = torch.eye(4, dtype=F64).repeat(2, 1, 1)
+    T[1, :3, 3] = torch.tensor([1.0, 2.0, 3.0])
+    depth = torch.full((2, 1, 4, 6), 2.0, dtype=F64)
+    depth[0, 0, 0, 2], depth[1, 0, 2, 4] = 50.0, 0.0
+    images = torch.rand(2, 3, 4, 6, generator=torch.Generator().manual_seed(0))
+    xyz, rgb = g.fused_points(depth, K, T, images, decimation=2, max_depth_m=10.0)
+    kept = [(c, v, u) for c in range(2) for v in (0, 2) for u in (0, 2, 4) if (c, v, u) not in ((0, 0, 2), (1, 2, 4))]
+    want = [[(u - 2.5) / 10 * 2 + T[c, 0, 3], (v - 1.5) / 10 * 2 + T[c, 1, 3], 2.0 + T[c, 2, 3]] for c, v, u in kept]
+    assert xyz.dtype == torch.float32 and rgb.dtype == torch.uint8 and xyz.shape == (10, 3)
+    torch.testing.assert_close(xyz, torch.tensor(want, dtype=torch.float32))
+    want_rgb = torch.stack([(images[c, :, v, u] * 255).round() for c, v, u in kept]).to(torch.uint8)
+    torch.testing.assert_close(rgb, want_rgb, rtol=0, atol=0)
+
+
 def test_crop_intrinsics_shifts_the_principal_point():
     K = K_of(100.0, 100.0, 50.0, 40.0)
     p = torch.tensor([[0.3], [0.2], [2.0]], dtype=F64)

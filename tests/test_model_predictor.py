@@ -10,6 +10,7 @@ from vfdepth_core.checkpoint import CheckpointError, load_checkpoint, save_check
 from vfdepth_core.geometry import ShapeError
 from vfdepth_core.inference import Predictor, VirtualCamera
 from vfdepth_core.model import VFDepth
+from vfdepth_core.rig import Rig
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,46 @@ def test_predictor_reuses_the_rig_without_hashing_device_tensors():
     T2[..., 2, 3] += 0.3
     pred.predict(img, K.numpy(), T2.numpy())
     assert pred.model.rig_cache.digests_computed > n
+
+
+def test_predictor_takes_per_camera_images_of_any_size_and_resizes_once():
+    """Per-camera (3, H_i, W_i) arrays: same sizes give the batched API's result exactly; mixed sizes are
+    resized once to the network size (Prediction.images) with each K scaled from its own size, so running
+    the network-size images again reproduces the depth."""
+    torch.manual_seed(0)
+    pred = Predictor(tiny_config(6), device="cpu")
+    K, T = make_rig(H=128, W=192)
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (6, 3, 128, 192), dtype=np.uint8)
+    ref = pred.predict(imgs, K, T)
+    out = pred.predict(list(imgs), K.numpy(), T.numpy())
+    torch.testing.assert_close(out.depth, ref.depth, rtol=0, atol=0)
+    sizes = [(128, 192), (64, 96), (100, 150), (128, 192), (64, 96), (80, 120)]
+    mixed = [rng.integers(0, 255, (3, h, w), dtype=np.uint8) for h, w in sizes]
+    Ks = torch.stack([geo.resize_intrinsics(K[i], (128, 192), hw) for i, hw in enumerate(sizes)])
+    out = pred.predict(mixed, Ks, T, prev_images=mixed)
+    assert out.depth.shape == (1, 6, 1, 64, 96) and out.images.shape == (1, 6, 3, 64, 96)
+    torch.testing.assert_close(out.K[0], geo.resize_intrinsics(K, (128, 192), (64, 96)).float())
+    torch.testing.assert_close(out.images[0, 1], torch.from_numpy(mixed[1]).float() / 255, rtol=0, atol=0)
+    again = pred.predict(out.images[0], out.K[0], T)
+    torch.testing.assert_close(again.depth, out.depth, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ShapeError, match="prev_images must have the size of images"):
+        pred.predict(mixed, Ks, T, prev_images=mixed[::-1])
+    with pytest.raises(ShapeError, match="images"):
+        pred.predict(mixed[:5], Ks, T)
+
+
+def test_rig_equality_hash_and_resize():
+    K, T = make_rig(H=64, W=96)
+    a = Rig([f"cam{i}" for i in range(6)], K.numpy(), T.numpy(), [(64, 96)] * 6)
+    b = Rig(tuple(f"cam{i}" for i in range(6)), K.clone(), T.clone(), ((64, 96),) * 6)
+    assert a == b and hash(a) == hash(b) and a.K.dtype == torch.float64
+    T2 = T.clone()
+    T2[0, 0, 3] += 1e-9
+    assert a != Rig(a.cameras, K, T2, a.image_hw) and a != a.resized((32, 48))
+    torch.testing.assert_close(a.resized((32, 48)).K, geo.resize_intrinsics(K, (64, 96), (32, 48)), rtol=0, atol=0)
+    with pytest.raises(ShapeError, match="Rig.K"):
+        Rig(a.cameras, K[:5], T, a.image_hw)
 
 
 def test_predictor_without_checkpoint_warns(caplog):

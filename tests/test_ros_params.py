@@ -19,6 +19,18 @@ def test_defaults_and_round_trip():
     assert q.virtual.yaw_deg == 45.0 and q.point_decimation == 2 and p.point_decimation == 4
 
 
+def test_parameters_are_declared_by_the_dataclass_fields():
+    """One declaration: every NodeParams field (virtual.* for the nested one) is a parameter whose default,
+    description and dynamic flag come from the field."""
+    from dataclasses import fields
+
+    names = [f.name for f in fields(P.NodeParams) if f.name != "virtual"]
+    assert [s.name for s in P.PARAMETERS] == names + [f"virtual.{f.name}" for f in fields(P.VirtualCameraParams)]
+    assert P.params_to_values(P.NodeParams()) == {s.name: s.default for s in P.PARAMETERS}
+    assert P.SPECS["checkpoint"].dynamic and not P.SPECS["cameras"].dynamic and P.SPECS["virtual.yaw_deg"].dynamic
+    assert "network size" in P.SPECS["virtual.width"].description and P.SPECS["amp"].choices == ("none", "fp16", "bf16")
+
+
 @pytest.mark.parametrize("values,name", [
     ({"device": "gpu"}, "'device'"), ({"amp": "fp8"}, "'amp'"), ({"image_transport": "theora"}, "'image_transport'"),
     ({"cameras": []}, "'cameras'"), ({"cameras": ["a", "a"]}, "'cameras'"), ({"slop_s": 0.0}, "'slop_s'"),

@@ -269,6 +269,12 @@ def resize_intrinsics(K: Tensor, src_hw: Tuple[int, int], dst_hw: Tuple[int, int
     return scale_intrinsics(K, dst_hw[1] / src_hw[1], dst_hw[0] / src_hw[0], half_pixel)
 
 
+def resize_intrinsics_each(K: Tensor, src_hws: Sequence[Tuple[int, int]], dst_hw: Tuple[int, int]) -> Tensor:
+    """K (*, N, 3, 3) of N cameras whose images, camera i's of size src_hws[i], are all resized to dst_hw."""
+    hw = torch.as_tensor(src_hws, dtype=K.dtype, device=K.device).reshape(-1, 2)  # (N, 2)
+    return scale_intrinsics(K, dst_hw[1] / hw[:, 1], dst_hw[0] / hw[:, 0])
+
+
 def crop_intrinsics(K: Tensor, top: float, left: float) -> Tensor:
     """K (*, 3, 3) for the crop whose top-left pixel was (left, top) in the original image."""
     K2 = K.clone()
@@ -472,3 +478,25 @@ def points_to_depth_image(K: Tensor, p_cam: Tensor, H: int, W: int, min_depth_m:
 
 
 __all__.append("points_to_depth_image")
+
+
+def fused_points(depth_m: Tensor, K: Tensor, T_ego_cam: Tensor, images: Tensor, decimation: int = 1,
+                 max_depth_m: float = float("inf")) -> Tuple[Tensor, Tensor]:
+    """All cameras' depth as one coloured cloud in the vehicle frame (float64 maths, on the host).
+
+    depth_m (N, 1, H, W); K (N, 3, 3) at H x W; T_ego_cam (N, 4, 4); images (N, 3, H, W) float [0, 1];
+    every `decimation`-th row and column; points with 0 < depth <= max_depth_m, camera by camera in
+    row-major pixel order. Returns xyz (P, 3) float32 in the vehicle frame and rgb (P, 3) uint8."""
+    depth_m = depth_m.detach().double().cpu()
+    N, _, H, W = depth_m.shape
+    p_cam = backproject(depth_m, torch.linalg.inv(K.detach().double().cpu()))  # (N, 3, H*W)
+    p_ego = transform_points(T_ego_cam.detach().double().cpu(), p_cam)
+    keep = torch.zeros(H, W, dtype=torch.bool)
+    keep[::decimation, ::decimation] = True
+    d = depth_m[:, 0]
+    valid = (keep & torch.isfinite(d) & (d > 0) & (d <= max_depth_m)).reshape(N, H * W)
+    rgb = (images.detach().float().cpu() * 255).round().clamp(0, 255).to(torch.uint8).flatten(2)  # (N, 3, H*W)
+    return p_ego.transpose(1, 2)[valid].float(), rgb.transpose(1, 2)[valid]
+
+
+__all__.append("fused_points")

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from vfdepth_core.checkpoint import load_checkpoint
 from vfdepth_core.config import Config, ConfigError, config_from_dict
 from vfdepth_core.geometry import ShapeError
 from vfdepth_core.model import VFDepth
+from vfdepth_core.rig import Rig
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,14 @@ class VirtualCamera:
 @dataclass
 class Prediction:
     """depth (B, N, 1, H, W) m; K (B, N, 3, 3) at H x W; T_egoprev_egocur (B, 4, 4) or None;
-    virtual_depth (B, V, 1, H, W) or None; timings in milliseconds."""
+    virtual_depth (B, V, 1, H, W) or None; timings in milliseconds; images: the resized input."""
 
     depth: Tensor
     K: Tensor
     T_egoprev_egocur: Optional[Tensor] = None
     virtual_depth: Optional[Tensor] = None
     timings: Dict[str, float] = field(default_factory=dict)
+    images: Optional[Tensor] = None  # (B, N, 3, H, W) float [0, 1]: the network's input, resized once
 
 
 def resolve_device(device=None) -> torch.device:
@@ -63,6 +65,15 @@ def _as_tensor(name: str, x) -> Tensor:
     if not isinstance(x, Tensor):
         raise ShapeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     return x
+
+
+def resize_images(x: Tensor, hw: Tuple[int, int]) -> Tensor:
+    """Images (*, 3, H0, W0) float [0, 1] -> (*, 3, H, W): inference's one image resize (bilinear,
+    antialiased, pixel-centre aligned as :func:`vfdepth_core.geometry.resize_intrinsics` assumes)."""
+    if tuple(x.shape[-2:]) == tuple(hw):
+        return x
+    y = F.interpolate(x.flatten(0, -4), size=tuple(hw), mode="bilinear", align_corners=False, antialias=True)
+    return y.reshape(*x.shape[:-2], *hw).clamp(0, 1)
 
 
 class Predictor:
@@ -82,6 +93,7 @@ class Predictor:
         self.amp = amp
         self.num_cams = len(cfg.data.cameras)
         self.hw = (cfg.training.height, cfg.training.width)
+        self._rig_memo: Optional[tuple] = None
 
     @classmethod
     def from_checkpoint(cls, path, device=None, amp: str = "none") -> "Predictor":
@@ -94,24 +106,27 @@ class Predictor:
 
     # ---- input checks -----------------------------------------------------------------------------
 
-    def _images(self, name: str, x, batch: Optional[int] = None) -> Tensor:
-        x = _as_tensor(name, x)
-        given = tuple(x.shape)
+    def _images(self, name: str, x, like: Optional[List[Tensor]] = None) -> List[Tensor]:
+        """-> N per-camera (B, 3, H_i, W_i) float [0, 1]; like: images whose batch and sizes x must have."""
         N = self.num_cams
-        if x.dim() == 4:
-            x = x[None]
-        if x.dim() != 5 or x.shape[1] != N or x.shape[2] != 3 or x.shape[3] < 2 or x.shape[4] < 2:
-            raise ShapeError(f"{name} must have shape ({N}, 3, H, W) or (B, {N}, 3, H, W) for the config's {N} "
-                             f"cameras, RGB channels first, got {given}")
-        if batch is not None and x.shape[0] != batch:
-            raise ShapeError(f"{name} has batch {x.shape[0]}, expected {batch} like images")
-        if x.dtype == torch.uint8:
-            x = x.float() / 255.0
-        elif x.is_floating_point():
-            x = x.float()
+        if isinstance(x, (list, tuple)):
+            cams = [_as_tensor(name, c)[None] for c in x]
         else:
-            raise ValueError(f"{name} must be uint8 or float in [0, 1], got {x.dtype}")
-        return x
+            x = _as_tensor(name, x)
+            cams = list((x[None] if x.dim() == 4 else x).unbind(1)) if x.dim() in (4, 5) else []
+        given = [tuple(c.shape[1:]) for c in cams] if isinstance(x, (list, tuple)) else tuple(x.shape)
+        if len(cams) != N or any(c.dim() != 4 or c.shape[1] != 3 or min(c.shape[2:]) < 2 for c in cams):
+            raise ShapeError(f"{name} must have shape ({N}, 3, H, W) or (B, {N}, 3, H, W) for the config's {N} "
+                             f"cameras (or be {N} per-camera (3, H, W)), RGB channels first, got {given}")
+        bad = [c.dtype for c in cams if c.dtype != torch.uint8 and not c.is_floating_point()]
+        if bad:
+            raise ValueError(f"{name} must be uint8 or float in [0, 1], got {bad[0]}")
+        if like is not None and len(cams[0]) != len(like[0]):
+            raise ShapeError(f"{name} has batch {len(cams[0])}, expected {len(like[0])} like images")
+        if like is not None and [c.shape[-2:] for c in cams] != [c.shape[-2:] for c in like]:
+            raise ShapeError(f"{name} must have the size of images ({[tuple(c.shape[-2:]) for c in like]}), got "
+                             f"{[tuple(c.shape[-2:]) for c in cams]}")
+        return [c.float() / 255.0 if c.dtype == torch.uint8 else c.float() for c in cams]
 
     def _calib(self, name: str, x, B: int, tail, N: Optional[int] = None) -> Tensor:
         x = _as_tensor(name, x)
@@ -131,6 +146,20 @@ class Predictor:
         if (K[..., 0, 0] <= 0).any() or (K[..., 1, 1] <= 0).any():
             raise ValueError(f"{name}: focal lengths K[..., 0, 0] and K[..., 1, 1] must be positive")
 
+    def _inputs(self, images, K, T_ego_cam, prev_images):
+        """Checked inputs: (per-camera images, prev or None, their sizes, K (B, N, 3, 3) for them, T_ego_cam, B)."""
+        imgs = self._images("images", images)
+        B, sizes = len(imgs[0]), [tuple(c.shape[-2:]) for c in imgs]
+        K = self._calib("K", K, B, (3, 3))
+        self._check_K("K", K)
+        T = self._calib("T_ego_cam", T_ego_cam, B, (4, 4))
+        prev = self._images("prev_images", prev_images, imgs) if prev_images is not None else None
+        return imgs, prev, sizes, K, T, B
+
+    def _to_network(self, cams: List[Tensor]) -> Tensor:
+        """Per-camera images -> (B, N, 3, H, W) at the network size on the device (the one resize)."""
+        return torch.stack([resize_images(c.to(self.device), self.hw) for c in cams], 1)
+
     # ---- prediction -------------------------------------------------------------------------------
 
     def _autocast(self):
@@ -148,18 +177,13 @@ class Predictor:
                 mask=None) -> Prediction:
         """Depth of every camera (+ ego motion with prev_images, + virtual-view depth with `virtual`).
 
-        images (N, 3, H0, W0) or (B, N, 3, H0, W0), uint8 RGB or float [0, 1]; K (..., N, 3, 3) for the images as
-        given; T_ego_cam (..., N, 4, 4); prev_images like images; mask (..., N, 1, H0, W0) 1 = valid pixel.
+        images (N, 3, H0, W0) or (B, N, 3, H0, W0), or a sequence of N per-camera (3, H_i, W_i) whose sizes
+        may differ (batch 1); uint8 RGB or float [0, 1]; K (..., N, 3, 3) for each camera's image as given;
+        T_ego_cam (..., N, 4, 4); prev_images like images; mask (..., N, 1, H0, W0) 1 = valid pixel.
         """
         t0 = time.perf_counter()
-        imgs = self._images("images", images)
-        B, N, _, H0, W0 = imgs.shape
-        K = self._calib("K", K, B, (3, 3))
-        self._check_K("K", K)
-        T = self._calib("T_ego_cam", T_ego_cam, B, (4, 4))
-        prev = self._images("prev_images", prev_images, B) if prev_images is not None else None
-        if prev is not None and prev.shape[-2:] != (H0, W0):
-            raise ShapeError(f"prev_images must have the size of images ({H0}x{W0}), got {tuple(prev.shape[-2:])}")
+        imgs, prev, sizes, K, T, B = self._inputs(images, K, T_ego_cam, prev_images)
+        N = self.num_cams
         if mask is not None:
             mask = _as_tensor("mask", mask).float()
             if mask.dim() == 4:
@@ -176,11 +200,10 @@ class Predictor:
             self._check_K("virtual.K", Kv)
             Tv = self._calib("virtual.T_ego_cam", virtual.T_ego_cam, B, (4, 4), N=V)
 
-        dev = self.device
         H, W = self.hw
-        K_net = geo.resize_intrinsics(K, (H0, W0), (H, W))
-        imgs = self._resize(imgs.to(dev), H, W)
-        K_dev, T_dev, mask_dev, extra = self._rig_on_device(K_net, T, mask, Kv, Tv, B, N, H, W)
+        K_net = geo.resize_intrinsics_each(K, sizes, (H, W))
+        imgs = self._to_network(imgs)
+        K_dev, T_dev, mask_dev, extra = self._rig_on_device(K, T, sizes, K_net, mask, Kv, Tv, B)
         self._sync()
         t1 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3}
@@ -195,43 +218,42 @@ class Predictor:
             timings["depth"] = (t2 - t1) * 1e3
             T_ego = None
             if prev is not None:
-                prev_dev = self._resize(prev.to(dev), H, W)
-                T_c0cur_c0prev = m.predict_pose(prev_dev, imgs, K_dev, T_dev, mask_dev, lookup=lk)
+                T_c0cur_c0prev = m.predict_pose(self._to_network(prev), imgs, K_dev, T_dev, mask_dev, lookup=lk)
                 T_c0prev_c0cur = geo.invert_transform(T_c0cur_c0prev)
                 T_ego = geo.camera_motion_to_ego(T_c0prev_c0cur, T_dev[:, 0])
                 self._sync()
                 timings["pose"] = (time.perf_counter() - t2) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
-        return Prediction(depth=depth.float(), K=K_net.float().to(dev), T_egoprev_egocur=T_ego,
-                          virtual_depth=vdepth.float() if vdepth is not None else None, timings=timings)
+        return Prediction(depth=depth.float(), K=K_net.float().to(self.device), T_egoprev_egocur=T_ego,
+                          virtual_depth=vdepth.float() if vdepth is not None else None, timings=timings, images=imgs)
 
-    def _rig_on_device(self, K_net, T, mask, Kv, Tv, B, N, H, W):
-        """Calibration (and mask) on the device. An unchanged rig (compared on the host: these are
-        small CPU tensors) reuses the previous call's device tensors: no upload, and the model's rig
+    def _rig_on_device(self, K, T, sizes, K_net, mask, Kv, Tv, B):
+        """Calibration (and mask) on the device. An unchanged rig (a :class:`Rig` equal to the last call's,
+        compared on the host) reuses the previous call's device tensors: no upload, and the model's rig
         cache then knows them by identity instead of hashing device memory (a host sync on CUDA)."""
-        from vfdepth_core.nn.fusion import tensor_digest
-
-        key = (tensor_digest(K_net, T, mask, Kv, Tv), B, N, H, W)
-        memo = getattr(self, "_rig_memo", None)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        dev = self.device
+        (N, H, W), dev = (K.shape[1], *self.hw), self.device
+        key = (_batch_rig(self.cfg.data.cameras, K, T, sizes), B,
+               _batch_rig([f"virtual_{i}" for i in range(len(Kv[0]))], Kv, Tv, [(H, W)] * len(Kv[0]))
+               if Kv is not None else "no virtual views")
+        memo = self._rig_memo
+        if None not in key and memo is not None and memo[0] == key and (memo[1] is mask is None or (
+                mask is not None and memo[1] is not None and memo[1].shape == mask.shape and torch.equal(memo[1], mask))):
+            return memo[2]
         mask_dev = None
         if mask is not None:
             mask_dev = F.interpolate(mask.to(dev).expand(B, *mask.shape[1:]).flatten(0, 1), size=(H, W),
                                      mode="nearest").reshape(B, N, 1, H, W)
         extra = (Kv.float().to(dev), Tv.float().to(dev)) if Kv is not None else None
         value = (K_net.float().to(dev), T.float().to(dev), mask_dev, extra)
-        self._rig_memo = (key, value)
+        self._rig_memo = (key, None if mask is None else mask.clone(), value)
         return value
 
-    @staticmethod
-    def _resize(x: Tensor, H: int, W: int) -> Tensor:
-        B, N = x.shape[:2]
-        if tuple(x.shape[-2:]) == (H, W):
-            return x
-        y = F.interpolate(x.flatten(0, 1), size=(H, W), mode="bilinear", align_corners=False, antialias=True)
-        return y.reshape(B, N, 3, H, W).clamp(0, 1)
+
+def _batch_rig(cameras, K: Tensor, T: Tensor, sizes) -> Optional[Rig]:
+    """The Rig of a batch's calibration K (B, N, 3, 3), T (B, N, 4, 4); None when it differs over the batch."""
+    if not (torch.equal(K, K[:1].expand_as(K)) and torch.equal(T, T[:1].expand_as(T))):
+        return None
+    return Rig(tuple(cameras), K[0], T[0], tuple(sizes))
 
 
 class OnnxPredictor(Predictor):
@@ -292,15 +314,10 @@ class OnnxPredictor(Predictor):
         from vfdepth_core.model import disp_to_depth
 
         t0 = time.perf_counter()
-        imgs = self._images("images", images)
-        B, N, _, H0, W0 = imgs.shape
+        imgs, prev, sizes, K, T, B = self._inputs(images, K, T_ego_cam, prev_images)
         if B != 1:
             raise ShapeError(f"images: the ONNX backend runs batch 1, got batch {B}")
-        K = self._calib("K", K, B, (3, 3))
-        self._check_K("K", K)
-        T = self._calib("T_ego_cam", T_ego_cam, B, (4, 4))
-        H, W = self.hw
-        K_net = geo.resize_intrinsics(K, (H0, W0), (H, W))
+        K_net = geo.resize_intrinsics_each(K, sizes, self.hw)
         self._same("K", K_net, self.rig_K)
         self._same("T_ego_cam", T, self.rig_T)
         if virtual is not None:
@@ -308,11 +325,9 @@ class OnnxPredictor(Predictor):
             self._same("virtual.K", self._calib("virtual.K", virtual.K, B, (3, 3), N=V), self.virtual_K)
             self._same("virtual.T_ego_cam", self._calib("virtual.T_ego_cam", virtual.T_ego_cam, B, (4, 4), N=V),
                        self.virtual_T)
-        prev = self._images("prev_images", prev_images, B) if prev_images is not None else None
-        if prev is not None and prev.shape[-2:] != (H0, W0):
-            raise ShapeError(f"prev_images must have the size of images ({H0}x{W0}), got {tuple(prev.shape[-2:])}")
-        x = self._resize(imgs, H, W).contiguous().numpy()
-        xp = self._resize(prev, H, W).contiguous().numpy() if prev is not None else x
+        imgs = self._to_network(imgs).contiguous()
+        x = imgs.numpy()
+        xp = self._to_network(prev).contiguous().numpy() if prev is not None else x
         t1 = time.perf_counter()
         outs = dict(zip(self.outputs, self.session.run(None, {"images": x, "prev_images": xp})))
         t2 = time.perf_counter()
@@ -328,7 +343,8 @@ class OnnxPredictor(Predictor):
                                                        torch.from_numpy(outs["translation"]))
             T_ego = geo.camera_motion_to_ego(geo.invert_transform(T_c0cur_c0prev), T.float()[:, 0])
         timings = {"preprocess": (t1 - t0) * 1e3, "onnx": (t2 - t1) * 1e3, "total": (time.perf_counter() - t0) * 1e3}
-        return Prediction(depth=depth, K=Kf, T_egoprev_egocur=T_ego, virtual_depth=vdepth, timings=timings)
+        return Prediction(depth=depth, K=Kf, T_egoprev_egocur=T_ego, virtual_depth=vdepth, timings=timings,
+                          images=imgs)
 
 
-__all__ = ["OnnxPredictor", "Prediction", "Predictor", "VirtualCamera", "resolve_device"]
+__all__ = ["OnnxPredictor", "Prediction", "Predictor", "VirtualCamera", "resize_images", "resolve_device"]

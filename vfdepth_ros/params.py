@@ -1,16 +1,18 @@
-"""The surround_depth node's parameters, in one place: declaration table, validation, and the mapping
+"""The surround_depth node's parameters, in one place: declaration, validation, and the mapping
 into core objects (model config / Predictor, virtual camera, calibration file).
 
-No message types here and no rclpy import at module level: the node declares the parameters of
-:data:`PARAMETERS` and passes their values to :func:`node_params_from_values`, which returns a frozen
-:class:`NodeParams` or raises :class:`ParamError` naming the parameter and the fix.
+No message types here and no rclpy import at module level. Each parameter is declared once, as a field
+of :class:`NodeParams` (description, dynamic, limits in its metadata); :data:`PARAMETERS` is derived from
+the fields. The node declares those and passes their values to :func:`node_params_from_values`, which
+returns a frozen :class:`NodeParams` or raises :class:`ParamError` naming the parameter and the fix.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field, fields
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -31,115 +33,91 @@ class ParamError(ValueError):
     """A node parameter has a bad value; the message names the parameter and the fix."""
 
 
+def _param(default: Any, description: str = "", dynamic: bool = False, **limits: Any) -> Any:
+    """A NodeParams field and its ROS declaration: description, dynamic (may change while the node runs)
+    and limits (lo, strict_lo, choices) checked by node_params_from_values."""
+    return field(default=default, metadata=dict(description=description, dynamic=dynamic, **limits))
+
+
 @dataclass(frozen=True)
 class ParamSpec:
+    """One declared parameter (dotted name for nested fields), derived from a NodeParams field."""
+
     name: str
     default: Any
     description: str
-    dynamic: bool = False  # may change while the node runs
-
-
-PARAMETERS: Tuple[ParamSpec, ...] = (
-    ParamSpec("cameras", list(DDAD_CAMERAS), "camera names, in the model's camera order; topics are <cam>/image_raw ..."),
-    ParamSpec("image_transport", "raw", "'raw' (<cam>/image_raw, sensor_msgs/Image) or 'compressed' (<cam>/image_raw/compressed)"),
-    ParamSpec("calibration_source", "camera_info", "'camera_info' (<cam>/camera_info topics) or 'file' (calibration_file)"),
-    ParamSpec("extrinsics_source", "tf", "'tf' (base_frame -> camera frame on /tf_static or /tf) or 'file' (calibration_file)"),
-    ParamSpec("calibration_file", "", "YAML with per-camera intrinsics and/or T_ego_cam (see README 'ROS 2')"),
-    ParamSpec("base_frame", "base_link", "vehicle frame (x forward, y left, z up) of the extrinsics, points and odometry"),
-    ParamSpec("odom_frame", "odom", "fixed frame of the odometry"),
-    ParamSpec("checkpoint", "", "trained checkpoint (.pt); empty = RANDOM weights with the model_config (tests only)", True),
-    ParamSpec("model_config", "", "training YAML whose model is built when checkpoint is empty"),
-    ParamSpec("device", "auto", "'auto' (CUDA when available), 'cpu' or 'cuda' (or 'cuda:N')"),
-    ParamSpec("amp", "none", "autocast on the device: 'none', 'fp16' or 'bf16'"),
-    ParamSpec("backend", "torch", "'torch' (checkpoint/model_config) or 'onnx' (onnx_path, run by onnxruntime)"),
-    ParamSpec("onnx_path", "", "ONNX model from vfdepth_core.export.export_onnx (backend 'onnx'; its rig must match)"),
-    ParamSpec("slop_s", 0.08, "largest spread of the image stamps of one synchronized set (s)"),
-    ParamSpec("queue_size", 10, "images queued per camera by the synchronizer"),
-    ParamSpec("inter_message_lower_bound_s", 0.0,
-              "smallest gap between two images of one camera (s); > 0 emits sets without waiting for the next frame"),
-    ParamSpec("camera_timeout_s", 1.0, "a camera silent for longer is reported STALE on /diagnostics", True),
-    ParamSpec("max_pose_gap_s", 0.5, "no ego motion across a larger gap between processed sets (odometry holds)", True),
-    ParamSpec("point_decimation", 4, "keep every n-th depth pixel (rows and columns) in the point cloud", True),
-    ParamSpec("points_max_depth_m", 80.0, "drop points farther than this from their camera (m)", True),
-    ParamSpec("publish_depth", True, "publish <cam>/depth and <cam>/depth/camera_info", True),
-    ParamSpec("publish_odom", True, "estimate ego motion; publish odom and the odom -> base transform", True),
-    ParamSpec("publish_tf", True, "also broadcast odom -> base on /tf", True),
-    ParamSpec("publish_points", True, "publish the fused point cloud on points", True),
-    ParamSpec("publish_virtual", True, "publish virtual/depth and virtual/camera_info", True),
-    ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics (s)"),
-    ParamSpec("autostart", True, "configure and activate at start-up (false: a managed node that waits for "
-                                 "`ros2 lifecycle set /surround_depth configure`, then `activate`)"),
-    ParamSpec("virtual.x", 0.0, "virtual camera position in base_frame (m)", True),
-    ParamSpec("virtual.y", 0.0, "", True),
-    ParamSpec("virtual.z", 2.0, "", True),
-    ParamSpec("virtual.roll_deg", 0.0, "virtual camera orientation, Rz(yaw) Ry(pitch) Rx(roll) about base_frame axes; "
-                                       "all zero = looking forward along x", True),
-    ParamSpec("virtual.pitch_deg", 0.0, "", True),
-    ParamSpec("virtual.yaw_deg", 0.0, "", True),
-    ParamSpec("virtual.fx", 0.0, "virtual intrinsics for an image of virtual.width x virtual.height; "
-                                 "fx <= 0 = the first camera's intrinsics", True),
-    ParamSpec("virtual.fy", 0.0, "", True),
-    ParamSpec("virtual.cx", 0.0, "", True),
-    ParamSpec("virtual.cy", 0.0, "", True),
-    ParamSpec("virtual.width", 0, "size the virtual intrinsics refer to; 0 = network size (output is at network size)", True),
-    ParamSpec("virtual.height", 0, "", True),
-)
-SPECS: Dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
-
-CHOICES = {
-    "image_transport": ("raw", "compressed"),
-    "calibration_source": ("camera_info", "file"),
-    "extrinsics_source": ("tf", "file"),
-    "amp": ("none", "fp16", "bf16"),
-    "backend": ("torch", "onnx"),
-}
+    dynamic: bool = False
+    type: Any = str
+    lo: Optional[float] = None
+    strict_lo: bool = False
+    choices: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class VirtualCameraParams:
-    x: float = 0.0
-    y: float = 0.0
-    z: float = 2.0
-    roll_deg: float = 0.0
-    pitch_deg: float = 0.0
-    yaw_deg: float = 0.0
-    fx: float = 0.0
-    fy: float = 0.0
-    cx: float = 0.0
-    cy: float = 0.0
-    width: int = 0
-    height: int = 0
+    x: float = _param(0.0, "virtual camera position in base_frame (m)", True)
+    y: float = _param(0.0, "", True)
+    z: float = _param(2.0, "", True)
+    roll_deg: float = _param(0.0, "virtual camera orientation, Rz(yaw) Ry(pitch) Rx(roll) about base_frame axes; "
+                                  "all zero = looking forward along x", True)
+    pitch_deg: float = _param(0.0, "", True)
+    yaw_deg: float = _param(0.0, "", True)
+    fx: float = _param(0.0, "virtual intrinsics for an image of virtual.width x virtual.height; "
+                            "fx <= 0 = the first camera's intrinsics", True)
+    fy: float = _param(0.0, "", True)
+    cx: float = _param(0.0, "", True)
+    cy: float = _param(0.0, "", True)
+    width: int = _param(0, "size the virtual intrinsics refer to; 0 = network size (output is at network size)",
+                        True, lo=0)
+    height: int = _param(0, "", True, lo=0)
 
 
 @dataclass(frozen=True)
 class NodeParams:
-    cameras: Tuple[str, ...] = DDAD_CAMERAS
-    image_transport: str = "raw"
-    calibration_source: str = "camera_info"
-    extrinsics_source: str = "tf"
-    calibration_file: str = ""
-    base_frame: str = "base_link"
-    odom_frame: str = "odom"
-    checkpoint: str = ""
-    model_config: str = ""
-    device: str = "auto"
-    amp: str = "none"
-    backend: str = "torch"
-    onnx_path: str = ""
-    slop_s: float = 0.08
-    queue_size: int = 10
-    inter_message_lower_bound_s: float = 0.0
-    camera_timeout_s: float = 1.0
-    max_pose_gap_s: float = 0.5
-    point_decimation: int = 4
-    points_max_depth_m: float = 80.0
-    publish_depth: bool = True
-    publish_odom: bool = True
-    publish_tf: bool = True
-    publish_points: bool = True
-    publish_virtual: bool = True
-    diagnostics_period_s: float = 1.0
-    autostart: bool = True
+    """The node's parameters; each field declares one ROS parameter (nested fields as 'virtual.x')."""
+
+    cameras: Tuple[str, ...] = _param(DDAD_CAMERAS, "camera names, in the model's camera order; topics are "
+                                                    "<cam>/image_raw ...")
+    image_transport: str = _param("raw", "'raw' (<cam>/image_raw, sensor_msgs/Image) or 'compressed' "
+                                         "(<cam>/image_raw/compressed)", choices=("raw", "compressed"))
+    calibration_source: str = _param("camera_info", "'camera_info' (<cam>/camera_info topics) or 'file' "
+                                                    "(calibration_file)", choices=("camera_info", "file"))
+    extrinsics_source: str = _param("tf", "'tf' (base_frame -> camera frame on /tf_static or /tf) or 'file' "
+                                          "(calibration_file)", choices=("tf", "file"))
+    calibration_file: str = _param("", "YAML with per-camera intrinsics and/or T_ego_cam (see README 'ROS 2')")
+    base_frame: str = _param("base_link", "vehicle frame (x forward, y left, z up) of the extrinsics, points and "
+                                          "odometry")
+    odom_frame: str = _param("odom", "fixed frame of the odometry")
+    checkpoint: str = _param("", "trained checkpoint (.pt); empty = RANDOM weights with the model_config (tests "
+                                 "only)", True)
+    model_config: str = _param("", "training YAML whose model is built when checkpoint is empty")
+    device: str = _param("auto", "'auto' (CUDA when available), 'cpu' or 'cuda' (or 'cuda:N')")
+    amp: str = _param("none", "autocast on the device: 'none', 'fp16' or 'bf16'", choices=("none", "fp16", "bf16"))
+    backend: str = _param("torch", "'torch' (checkpoint/model_config) or 'onnx' (onnx_path, run by onnxruntime)",
+                          choices=("torch", "onnx"))
+    onnx_path: str = _param("", "ONNX model from vfdepth_core.export.export_onnx (backend 'onnx'; its rig must "
+                                "match)")
+    slop_s: float = _param(0.08, "largest spread of the image stamps of one synchronized set (s)", lo=0,
+                           strict_lo=True)
+    queue_size: int = _param(10, "images queued per camera by the synchronizer", lo=1)
+    inter_message_lower_bound_s: float = _param(0.0, "smallest gap between two images of one camera (s); > 0 emits "
+                                                     "sets without waiting for the next frame", lo=0)
+    camera_timeout_s: float = _param(1.0, "a camera silent for longer is reported STALE on /diagnostics", True,
+                                     lo=0, strict_lo=True)
+    max_pose_gap_s: float = _param(0.5, "no ego motion across a larger gap between processed sets (odometry "
+                                        "holds)", True, lo=0, strict_lo=True)
+    point_decimation: int = _param(4, "keep every n-th depth pixel (rows and columns) in the point cloud", True,
+                                   lo=1)
+    points_max_depth_m: float = _param(80.0, "drop points farther than this from their camera (m)", True, lo=0,
+                                       strict_lo=True)
+    publish_depth: bool = _param(True, "publish <cam>/depth and <cam>/depth/camera_info", True)
+    publish_odom: bool = _param(True, "estimate ego motion; publish odom and the odom -> base transform", True)
+    publish_tf: bool = _param(True, "also broadcast odom -> base on /tf", True)
+    publish_points: bool = _param(True, "publish the fused point cloud on points", True)
+    publish_virtual: bool = _param(True, "publish virtual/depth and virtual/camera_info", True)
+    diagnostics_period_s: float = _param(1.0, "period of /diagnostics (s)", lo=0, strict_lo=True)
+    autostart: bool = _param(True, "configure and activate at start-up (false: a managed node that waits for "
+                                   "`ros2 lifecycle set /surround_depth configure`, then `activate`)")
     virtual: VirtualCameraParams = field(default_factory=VirtualCameraParams)
 
     @property
@@ -148,8 +126,23 @@ class NodeParams:
         return None if self.device == "auto" else self.device
 
 
-def _num(name: str, v: Any, lo: Optional[float] = None, hi: Optional[float] = None, integer: bool = False,
-         strict_lo: bool = False) -> float:
+def _specs(cls: type, prefix: str = "") -> List[ParamSpec]:
+    hints = typing.get_type_hints(cls)
+    out: List[ParamSpec] = []
+    for f in fields(cls):
+        if is_dataclass(hints[f.name]):
+            out += _specs(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            out.append(ParamSpec(prefix + f.name, default, type=hints[f.name], **f.metadata))
+    return out
+
+
+PARAMETERS: Tuple[ParamSpec, ...] = tuple(_specs(NodeParams))
+SPECS: Dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
+
+
+def _num(name: str, v: Any, lo: Optional[float] = None, integer: bool = False, strict_lo: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ParamError(f"parameter '{name}' must be a number, got {v!r}")
     if not math.isfinite(float(v)):
@@ -158,18 +151,10 @@ def _num(name: str, v: Any, lo: Optional[float] = None, hi: Optional[float] = No
         raise ParamError(f"parameter '{name}' must be an integer, got {v!r}")
     if lo is not None and (v <= lo if strict_lo else v < lo):
         raise ParamError(f"parameter '{name}' must be {'>' if strict_lo else '>='} {lo}, got {v!r}")
-    if hi is not None and v > hi:
-        raise ParamError(f"parameter '{name}' must be <= {hi}, got {v!r}")
     return int(v) if integer else float(v)
 
 
-def node_params_from_values(values: Mapping[str, Any]) -> NodeParams:
-    """Parameter values (name -> value; missing names take their defaults) -> validated NodeParams."""
-    unknown = sorted(set(values) - set(SPECS))
-    if unknown:
-        raise ParamError(f"unknown parameter '{unknown[0]}' (known: {', '.join(SPECS)})")
-    v = {p.name: values.get(p.name, p.default) for p in PARAMETERS}
-    cams = v["cameras"]
+def _cameras(cams: Any) -> Tuple[str, ...]:
     if isinstance(cams, str):
         cams = [c.strip() for c in cams.split(",") if c.strip()]
     if not isinstance(cams, (list, tuple)):  # e.g. 'cameras:' left empty in a params file -> None
@@ -179,58 +164,55 @@ def node_params_from_values(values: Mapping[str, Any]) -> NodeParams:
         raise ParamError("parameter 'cameras' is empty: list the camera names, e.g. [camera_01, camera_05, ...]")
     if len(set(cams)) != len(cams):
         raise ParamError(f"parameter 'cameras' lists a camera twice: {list(cams)}")
-    for key, choices in CHOICES.items():
-        if v[key] not in choices:
-            raise ParamError(f"parameter '{key}' must be one of {'|'.join(choices)}, got {v[key]!r}")
-    dev = str(v["device"])
+    return cams
+
+
+def _value(s: ParamSpec, v: Any) -> Any:
+    """One parameter value checked against its type and limits."""
+    if s.type is bool:
+        return bool(v)
+    if s.type in (int, float):
+        return _num(s.name, v, s.lo, s.type is int, s.strict_lo)
+    if s.choices and v not in s.choices:
+        raise ParamError(f"parameter '{s.name}' must be one of {'|'.join(s.choices)}, got {v!r}")
+    return _cameras(v) if s.name == "cameras" else str(v)
+
+
+def _build(cls: type, v: Mapping[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: _build(hints[f.name], v, f"{prefix}{f.name}.") if is_dataclass(hints[f.name])
+                  else v[prefix + f.name] for f in fields(cls)})
+
+
+def node_params_from_values(values: Mapping[str, Any]) -> NodeParams:
+    """Parameter values (name -> value; missing names take their defaults) -> validated NodeParams."""
+    unknown = sorted(set(values) - set(SPECS))
+    if unknown:
+        raise ParamError(f"unknown parameter '{unknown[0]}' (known: {', '.join(SPECS)})")
+    v = {s.name: _value(s, values.get(s.name, s.default)) for s in PARAMETERS}
+    dev = v["device"]
     if not (dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:")):
         raise ParamError(f"parameter 'device' must be auto|cpu|cuda (or cuda:N), got {dev!r}")
     if (v["calibration_source"] == "file" or v["extrinsics_source"] == "file") and not v["calibration_file"]:
         raise ParamError("parameter 'calibration_file' is empty but calibration_source/extrinsics_source is 'file': "
                          "set it to the rig's calibration YAML")
     for key in ("base_frame", "odom_frame"):
-        if not str(v[key]).strip():
+        if not v[key].strip():
             raise ParamError(f"parameter '{key}' is empty: give a frame id")
-    virtual = VirtualCameraParams(
-        **{f.name: _num(f"virtual.{f.name}", v[f"virtual.{f.name}"], integer=f.name in ("width", "height"),
-                        lo=0 if f.name in ("width", "height") else None)
-           for f in fields(VirtualCameraParams)})
-    if virtual.fx > 0 and (virtual.fy <= 0 or virtual.width <= 0 or virtual.height <= 0):
+    if v["virtual.fx"] > 0 and (v["virtual.fy"] <= 0 or v["virtual.width"] <= 0 or v["virtual.height"] <= 0):
         raise ParamError("parameter 'virtual.fx' is set: also set virtual.fy > 0 and virtual.width/virtual.height "
                          "(the image size the intrinsics refer to)")
-    return NodeParams(
-        cameras=cams, image_transport=v["image_transport"], calibration_source=v["calibration_source"],
-        extrinsics_source=v["extrinsics_source"], calibration_file=str(v["calibration_file"]),
-        base_frame=str(v["base_frame"]), odom_frame=str(v["odom_frame"]), checkpoint=str(v["checkpoint"]),
-        model_config=str(v["model_config"]), device=dev, amp=v["amp"], backend=v["backend"],
-        onnx_path=str(v["onnx_path"]),
-        slop_s=_num("slop_s", v["slop_s"], lo=0, strict_lo=True),
-        queue_size=_num("queue_size", v["queue_size"], lo=1, integer=True),
-        inter_message_lower_bound_s=_num("inter_message_lower_bound_s", v["inter_message_lower_bound_s"], lo=0),
-        camera_timeout_s=_num("camera_timeout_s", v["camera_timeout_s"], lo=0, strict_lo=True),
-        max_pose_gap_s=_num("max_pose_gap_s", v["max_pose_gap_s"], lo=0, strict_lo=True),
-        point_decimation=_num("point_decimation", v["point_decimation"], lo=1, integer=True),
-        points_max_depth_m=_num("points_max_depth_m", v["points_max_depth_m"], lo=0, strict_lo=True),
-        publish_depth=bool(v["publish_depth"]), publish_odom=bool(v["publish_odom"]), publish_tf=bool(v["publish_tf"]),
-        publish_points=bool(v["publish_points"]), publish_virtual=bool(v["publish_virtual"]),
-        diagnostics_period_s=_num("diagnostics_period_s", v["diagnostics_period_s"], lo=0, strict_lo=True),
-        autostart=bool(v["autostart"]),
-        virtual=virtual,
-    )
+    return _build(NodeParams, v)
 
 
 def params_to_values(p: NodeParams) -> Dict[str, Any]:
     """NodeParams -> flat parameter values (the inverse of node_params_from_values)."""
     out: Dict[str, Any] = {}
-    for f in fields(NodeParams):
-        val = getattr(p, f.name)
-        if f.name == "virtual":
-            for vf in fields(VirtualCameraParams):
-                out[f"virtual.{vf.name}"] = getattr(val, vf.name)
-        elif f.name == "cameras":
-            out[f.name] = list(val)
-        else:
-            out[f.name] = val
+    for s in PARAMETERS:
+        val = p
+        for part in s.name.split("."):
+            val = getattr(val, part)
+        out[s.name] = list(val) if isinstance(val, tuple) else val
     return out
 
 
@@ -367,6 +349,21 @@ def load_calibration_file(path: str, cameras: Sequence[str]) -> Dict[str, Camera
     return out
 
 
+def calibration_for(p: NodeParams) -> Dict[str, CameraCalibration]:
+    """The calibration file's cameras (empty without one); ParamError when it lacks what the
+    calibration/extrinsics sources need."""
+    if not p.calibration_file:
+        return {}
+    calibration = load_calibration_file(p.calibration_file, p.cameras)
+    for key, attr, what in (("calibration_source", "K", "intrinsics (K/fx + width/height)"),
+                            ("extrinsics_source", "T_ego_cam", "T_ego_cam/translation")):
+        missing = [c for c in p.cameras if getattr(p, key) == "file" and getattr(calibration[c], attr) is None]
+        if missing:
+            raise ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' has no "
+                             f"{what} but {key} is 'file'")
+    return calibration
+
+
 def with_values(p: NodeParams, changes: Mapping[str, Any]) -> NodeParams:
     """NodeParams with some parameter values changed (validated as a whole)."""
     values = params_to_values(p)
@@ -376,4 +373,5 @@ def with_values(p: NodeParams, changes: Mapping[str, Any]) -> NodeParams:
 
 __all__ = ["PARAMETERS", "SPECS", "ParamSpec", "ParamError", "NodeParams", "VirtualCameraParams",
            "node_params_from_values", "params_to_values", "with_values", "load_predictor", "virtual_camera",
-           "CameraCalibration", "load_calibration_file", "DDAD_CAMERAS", "NUSCENES_CAMERAS", "R_BODY_OPTICAL"]
+           "CameraCalibration", "load_calibration_file", "calibration_for", "DDAD_CAMERAS", "NUSCENES_CAMERAS",
+           "R_BODY_OPTICAL"]

@@ -38,7 +38,9 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from vfdepth_core import geometry
+from vfdepth_core.inference import VirtualCamera
 from vfdepth_core.odometry import OdometryIntegrator
+from vfdepth_core.rig import Rig
 from vfdepth_ros import conversions as cv
 from vfdepth_ros import params as P
 from vfdepth_ros.nodes.tf_buffer import TfBuffer
@@ -68,26 +70,6 @@ TF_STATIC_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliabili
 TF_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.VOLATILE)
 OUT_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def fused_points(depth_m: torch.Tensor, K: torch.Tensor, T_ego_cam: torch.Tensor, colors: np.ndarray,
-                 decimation: int, max_depth_m: float) -> Tuple[np.ndarray, np.ndarray]:
-    """All cameras' depth as one cloud in the vehicle frame.
-
-    depth_m (N, 1, H, W), K (N, 3, 3) at H x W, T_ego_cam (N, 4, 4), colors (N, H, W, 3) uint8;
-    every `decimation`-th row and column; points with 0 < depth <= max_depth_m.
-    Returns xyz (P, 3) float32 in the vehicle frame and rgb (P, 3) uint8."""
-    depth_m = depth_m.double().cpu()
-    N, _, H, W = depth_m.shape
-    p_cam = geometry.backproject(depth_m, torch.linalg.inv(K.double().cpu()))  # (N, 3, H*W)
-    p_ego = geometry.transform_points(T_ego_cam.double().cpu(), p_cam)  # (N, 3, H*W)
-    keep = np.zeros((H, W), dtype=bool)
-    keep[::decimation, ::decimation] = True
-    d = depth_m[:, 0].numpy()
-    valid = keep[None] & np.isfinite(d) & (d > 0) & (d <= max_depth_m)  # (N, H, W)
-    xyz = p_ego.permute(0, 2, 1).numpy()[valid.reshape(N, H * W)]
-    rgb = colors.reshape(N, H * W, 3)[valid.reshape(N, H * W)]
-    return xyz.astype(np.float32), rgb
 
 
 @dataclass
@@ -189,7 +171,7 @@ class SurroundDepthNode(LifecycleNode):
         self.latency_ms: Deque[float] = deque(maxlen=100)
         self.out_times: Deque[float] = deque(maxlen=30)
         self.odom = OdometryIntegrator(p.max_pose_gap_s)  # T_odom_base from the per-frame motions
-        self._prev: Optional[Tuple[int, np.ndarray]] = None  # (stamp_ns, images (N, 3, H, W) uint8)
+        self._prev: Optional[Tuple[Rig, list]] = None  # the last set's rig and images (3, H, W) uint8
         self._reset_odom = False
 
         # I/O. Inputs are best-effort (sensor data): they hear best-effort and reliable drivers alike.
@@ -236,25 +218,6 @@ class SurroundDepthNode(LifecycleNode):
                        f"images, calibration from {p.calibration_source}, extrinsics from {p.extrinsics_source}, "
                        f"slop {p.slop_s} s, device {p.device}")
 
-    def _load_calibration(self) -> Dict[str, P.CameraCalibration]:
-        """The calibration file's cameras (empty without one); ParamError when it lacks what the
-        calibration/extrinsics sources need."""
-        p = self.params
-        calibration: Dict[str, P.CameraCalibration] = {}
-        if p.calibration_file:
-            calibration = P.load_calibration_file(p.calibration_file, p.cameras)
-            if p.calibration_source == "file":
-                missing = [c for c in p.cameras if calibration[c].K is None]
-                if missing:
-                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
-                                       f"has no intrinsics (K/fx + width/height) but calibration_source is 'file'")
-            if p.extrinsics_source == "file":
-                missing = [c for c in p.cameras if calibration[c].T_ego_cam is None]
-                if missing:
-                    raise P.ParamError(f"parameter 'calibration_file' ({p.calibration_file}): camera '{missing[0]}' "
-                                       f"has no T_ego_cam/translation but extrinsics_source is 'file'")
-        return calibration
-
     # ------------------------------------------------------------------------------------ lifecycle
     def lifecycle_state(self) -> str:
         return self._state_machine.current_state[1]
@@ -263,7 +226,7 @@ class SurroundDepthNode(LifecycleNode):
         """Check the calibration file and load the model (at start-up with autostart, the worker
         loads it, retrying as parameters change, so the node comes up even without a model)."""
         try:
-            self.calibration = self._load_calibration()
+            self.calibration = P.calibration_for(self.params)
         except P.ParamError as exc:
             self._log.error(f"configure failed: {exc}")
             self.predictor_error = str(exc)
@@ -470,9 +433,9 @@ class SurroundDepthNode(LifecycleNode):
             time.sleep(0.01)
 
     def _camera_inputs(self, sset: SyncSet, p: P.NodeParams):
-        """Decode the set's images and gather calibration. Returns (images list, K list, hw list,
-        T list, infos list) or raises ValueError with a message naming the camera."""
-        images, Ks, hws, Ts, infos = [], [], [], [], []
+        """Decode the set's images and gather calibration. Returns (images (3, H, W) per camera, Rig,
+        camera infos) or raises ValueError with a message naming the camera."""
+        rows = []
         for i, msg in enumerate(sset.msgs):
             cam = self.cams[i]
             try:
@@ -503,12 +466,9 @@ class SurroundDepthNode(LifecycleNode):
                     raise _WaitingForCalibration(f"{cam.name}: {cam.calib_problem}")
             if cam.calib_problem.startswith("waiting"):
                 cam.calib_problem = ""
-            images.append(rgb)
-            Ks.append(K)
-            hws.append(tuple(hw))
-            Ts.append(T)
-            infos.append(info)
-        return images, Ks, hws, Ts, infos
+            rows.append((rgb.transpose(2, 0, 1), K, hw, T, info))
+        images, Ks, hws, Ts, infos = zip(*rows)
+        return list(images), Rig(p.cameras, Ks, Ts, hws), list(infos)
 
     def _camera_error(self, cam: CameraState, text: str) -> None:
         with self._lock:
@@ -517,90 +477,34 @@ class SurroundDepthNode(LifecycleNode):
         self._problem(f"cam:{cam.name}", f"{cam.name}: {text} (set skipped)")
 
     def _process(self, sset: SyncSet, t_emit: float) -> None:
-        p = self.params
-        pred_obj = self.predictor
-        try:
-            images, Ks, hws, Ts, infos = self._camera_inputs(sset, p)
-            if self._waiting is not None and self._waiting[0] is sset:  # a retry that worked
-                self.frames_skipped -= 1
-                self._waiting = None
-        except _WaitingForCalibration as exc:
-            if self._waiting is None or self._waiting[0] is not sset:  # first try of this set
-                self._waiting = (sset, t_emit, time.monotonic())
-                self.frames_skipped += 1
-                self.last_problem = str(exc)
-                self._problem("skip", f"set skipped: {exc} (tried again for up to {_PENDING_RETRY_S:g} s "
-                              "while no newer set comes)")
+        p, pred = self.params, self.predictor
+        frame = self._frame_inputs(sset, t_emit, p)
+        if frame is None:
             return
-        except ValueError as exc:
-            self.frames_skipped += 1
-            self.last_problem = str(exc)
-            self._problem("skip", f"set skipped: {exc}")
-            return
-        net_hw = tuple(pred_obj.hw)
-        if len(set(hws)) > 1:  # cameras of different sizes: bring all to the network size first
-            images = [cv.resize_rgb(im, net_hw) for im in images]
-            Ks = [cv.scale_K(K, hw, net_hw) for K, hw in zip(Ks, hws)]
-            hws = [net_hw] * len(hws)
-        imgs = np.stack(images).transpose(0, 3, 1, 2)  # (N, 3, H, W) uint8
-        K = np.stack(Ks)
-        T_ego_cam = np.stack(Ts)
+        images, rig, infos = frame
         stamp = sset.stamps_ns[0]
-
-        prev_images = None
-        if self._reset_odom:
-            self._reset_odom, self._prev = False, None
-            self.odom.reset()
-        self.odom.max_pose_gap_s = p.max_pose_gap_s
-        if self.odom.last_stamp_ns is not None and stamp <= self.odom.last_stamp_ns:
-            self._prev = None
-            self.odom.reset()
-        if p.publish_odom and self._prev is not None and self.odom.motion_wanted(stamp) and self._prev[1].shape == imgs.shape:
-            prev_images = self._prev[1]
+        prev = self._prev_images(stamp, rig, p)
         virtual = None
         if p.publish_virtual:
-            from vfdepth_core.inference import VirtualCamera
-
-            K_ref = cv.scale_K(Ks[0], hws[0], net_hw)
-            Kv, Tv = P.virtual_camera(p.virtual, net_hw, K_ref)
-            virtual = VirtualCamera(torch.from_numpy(Kv[None]), torch.from_numpy(Tv[None]))
+            virtual = VirtualCamera(*(x[None] for x in P.virtual_camera(p.virtual, pred.hw, rig.resized(pred.hw).K[0])))
         t0 = time.perf_counter()
-        out = pred_obj.predict(imgs, K, T_ego_cam, prev_images=prev_images, virtual=virtual)
+        out = pred.predict(images, rig.K, rig.T_ego_cam, prev_images=prev, virtual=virtual)
         infer_ms = (time.perf_counter() - t0) * 1e3
         if self._stop.is_set() or not self._active.is_set():  # shutting down or deactivated meanwhile
             return
-        depth = out.depth[0].float().cpu()  # (N, 1, H, W)
-        K_net = out.K[0].double().cpu()
-
-        if p.publish_depth:
-            for i, msg in enumerate(sset.msgs):
-                d_msg = cv.depth_to_image(depth[i, 0].numpy(), cv.copy_header(msg.header))
-                if infos[i] is not None:
-                    i_msg = cv.scaled_camera_info(infos[i], net_hw, cv.copy_header(msg.header))
-                else:
-                    i_msg = cv.K_to_camera_info(K_net[i].numpy(), net_hw, cv.copy_header(msg.header))
-                self.pub_depth[i].publish(d_msg)
-                self.pub_depth_info[i].publish(i_msg)
         tf_out = []
+        if p.publish_depth:
+            self._publish_depth(sset, infos, out, pred.hw)
         if p.publish_odom:
-            moved = out.T_egoprev_egocur is not None and prev_images is not None
-            st = self.odom.update(stamp, out.T_egoprev_egocur[0].double().cpu() if moved else None)
-            self.pub_odom.publish(cv.matrix_to_odometry(st.T_odom_ego, stamp, p.odom_frame, p.base_frame,
-                                                        st.twist_linear_mps, st.twist_angular_radps,
-                                                        st.pose_covariance, st.twist_covariance))
-            tf_out.append(cv.matrix_to_transform(st.T_odom_ego, p.odom_frame, p.base_frame, stamp))
-            self._prev = (stamp, imgs)
+            tf_out.append(self._publish_odom(stamp, out.T_egoprev_egocur if prev is not None else None, p))
+            self._prev = (rig, images)
         if p.publish_points:
-            net_colors = np.stack([cv.resize_rgb(im, net_hw) for im in images])
-            xyz, rgb = fused_points(depth, K_net, torch.from_numpy(T_ego_cam), net_colors, p.point_decimation,
-                                    p.points_max_depth_m)
-            self.pub_points.publish(cv.xyzrgb_to_pointcloud2(xyz, rgb, cv.make_header(stamp, p.base_frame)))
+            xyz, rgb = geometry.fused_points(out.depth[0], out.K[0], rig.T_ego_cam, out.images[0],
+                                             p.point_decimation, p.points_max_depth_m)
+            header = cv.make_header(stamp, p.base_frame)
+            self.pub_points.publish(cv.xyzrgb_to_pointcloud2(xyz.numpy(), rgb.numpy(), header))
         if virtual is not None and out.virtual_depth is not None:
-            vframe = p.base_frame + VIRTUAL_FRAME_SUFFIX
-            header = cv.make_header(stamp, vframe)
-            self.pub_vdepth.publish(cv.depth_to_image(out.virtual_depth[0, 0, 0].float().cpu().numpy(), header))
-            self.pub_vinfo.publish(cv.K_to_camera_info(virtual.K[0].numpy(), net_hw, cv.make_header(stamp, vframe)))
-            tf_out.append(cv.matrix_to_transform(virtual.T_ego_cam[0].numpy(), p.base_frame, vframe, stamp))
+            tf_out.append(self._publish_virtual(stamp, out.virtual_depth[0, 0, 0], virtual, pred.hw, p))
         if p.publish_tf and tf_out and self.pub_tf is not None:
             self.pub_tf.publish(TFMessage(transforms=tf_out))
         done = time.monotonic()
@@ -608,6 +512,68 @@ class SurroundDepthNode(LifecycleNode):
         self.infer_ms.append(infer_ms)
         self.latency_ms.append((done - t_emit) * 1e3)
         self.out_times.append(done)
+
+    def _frame_inputs(self, sset: SyncSet, t_emit: float, p: P.NodeParams):
+        """The set's (images, Rig, camera infos), or None when it is skipped (counted; one still waiting
+        for calibration is kept to be tried again)."""
+        try:
+            frame = self._camera_inputs(sset, p)
+        except _WaitingForCalibration as exc:
+            if self._waiting is None or self._waiting[0] is not sset:  # first try of this set
+                self._waiting = (sset, t_emit, time.monotonic())
+                self.frames_skipped += 1
+                self.last_problem = str(exc)
+                self._problem("skip", f"set skipped: {exc} (tried again for up to {_PENDING_RETRY_S:g} s "
+                              "while no newer set comes)")
+            return None
+        except ValueError as exc:
+            self.frames_skipped += 1
+            self.last_problem = str(exc)
+            self._problem("skip", f"set skipped: {exc}")
+            return None
+        if self._waiting is not None and self._waiting[0] is sset:  # a retry that worked
+            self.frames_skipped -= 1
+            self._waiting = None
+        return frame
+
+    def _prev_images(self, stamp: int, rig: Rig, p: P.NodeParams):
+        """The previous set's images when a motion to this set is wanted (same image sizes, within
+        max_pose_gap_s); resets the odometry after a time jump."""
+        if self._reset_odom:
+            self._reset_odom, self._prev = False, None
+            self.odom.reset()
+        self.odom.max_pose_gap_s = p.max_pose_gap_s
+        if self.odom.last_stamp_ns is not None and stamp <= self.odom.last_stamp_ns:
+            self._prev = None
+            self.odom.reset()
+        if p.publish_odom and self._prev is not None and self.odom.motion_wanted(stamp) \
+                and self._prev[0].image_hw == rig.image_hw:
+            return self._prev[1]
+        return None
+
+    def _publish_depth(self, sset: SyncSet, infos: list, out, net_hw: Tuple[int, int]) -> None:
+        """Per camera: depth and its camera_info (the camera's own, scaled to the network size)."""
+        for i, msg in enumerate(sset.msgs):
+            header = cv.copy_header(msg.header)
+            self.pub_depth[i].publish(cv.depth_to_image(out.depth[0, i, 0].cpu().numpy(), header))
+            self.pub_depth_info[i].publish(cv.scaled_camera_info(infos[i], net_hw, cv.copy_header(msg.header))
+                                           if infos[i] is not None else
+                                           cv.K_to_camera_info(out.K[0, i].cpu().numpy(), net_hw, cv.copy_header(msg.header)))
+
+    def _publish_odom(self, stamp: int, T_egoprev_egocur, p: P.NodeParams):
+        """Integrate the motion (None: none measured), publish odom; returns the odom -> base transform."""
+        st = self.odom.update(stamp, T_egoprev_egocur[0].double().cpu() if T_egoprev_egocur is not None else None)
+        self.pub_odom.publish(cv.matrix_to_odometry(st.T_odom_ego, stamp, p.odom_frame, p.base_frame,
+                                                    st.twist_linear_mps, st.twist_angular_radps,
+                                                    st.pose_covariance, st.twist_covariance))
+        return cv.matrix_to_transform(st.T_odom_ego, p.odom_frame, p.base_frame, stamp)
+
+    def _publish_virtual(self, stamp: int, depth_m, virtual, net_hw: Tuple[int, int], p: P.NodeParams):
+        """Virtual depth and camera_info; returns the base -> virtual camera transform."""
+        vframe = p.base_frame + VIRTUAL_FRAME_SUFFIX
+        self.pub_vdepth.publish(cv.depth_to_image(depth_m.float().cpu().numpy(), cv.make_header(stamp, vframe)))
+        self.pub_vinfo.publish(cv.K_to_camera_info(virtual.K[0], net_hw, cv.make_header(stamp, vframe)))
+        return cv.matrix_to_transform(virtual.T_ego_cam[0], p.base_frame, vframe, stamp)
 
     # -------------------------------------------------------------------------------- diagnostics
     def diagnostics(self) -> List:

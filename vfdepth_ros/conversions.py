@@ -269,19 +269,6 @@ def rgb_to_compressed(rgb: np.ndarray, fmt: str = "jpeg", header=None, jpeg_qual
     return compressed_image(buf.tobytes(), fmt_str, header if header is not None else make_header(0, "", types), types)
 
 
-def resize_rgb(rgb: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
-    """Resize an (H, W, C) uint8 image to hw = (H', W') (area when shrinking, linear when growing).
-
-    OpenCV's resize uses the pixel-centre convention that geometry.resize_intrinsics assumes."""
-    import cv2
-
-    H, W = hw
-    if rgb.shape[:2] == (H, W):
-        return rgb
-    interp = cv2.INTER_AREA if H <= rgb.shape[0] and W <= rgb.shape[1] else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (int(W), int(H)), interpolation=interp)
-
-
 # --------------------------------------------------------------------------------------------------
 # Camera info
 

@@ -5,10 +5,11 @@ Import only after the loopback profile is active (tests/conftest.py applies it a
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import defaultdict
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -108,3 +109,49 @@ def spin_until(executor, predicate: Callable[[], bool], timeout_s: float, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         executor.spin_once(timeout_sec=0.05)
+
+
+class GraphRun:
+    """A node graph started by the project launcher, with a RigPublisher and an OutputCollector spun by
+    `ex` in a context of their own (see :func:`graph_with_rig`); `codes` holds the exit codes after the stop."""
+
+    def __init__(self, launcher, ctx, ex, lines) -> None:
+        self.launcher, self.ctx, self.ex, self.lines = launcher, ctx, ex, lines
+        self.rig = RigPublisher(context=ctx)
+        self.out = OutputCollector(context=ctx)
+        for n in (self.rig, self.out):
+            ex.add_node(n)
+        self.codes: Dict[str, Optional[int]] = {}
+
+    def alive(self) -> bool:
+        """True while the graph's first process (the node) runs; fails the test with its log when it died."""
+        assert self.launcher.children[0].proc.poll() is None, "surround_depth died:\n" + "\n".join(self.lines[-40:])
+        return True
+
+
+@contextlib.contextmanager
+def graph_with_rig(graph, domain_id: int, log_path) -> Iterator[GraphRun]:
+    """Start `graph` (vfdepth_ros.graph) with the project launcher on `domain_id` (its output to `log_path`
+    and to GraphRun.lines) and yield a GraphRun; stops everything on the way out."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from vfdepth_ros.launcher import Launcher
+
+    lines: list = []
+    with open(log_path, "w") as log:
+        launcher = Launcher(graph, domain_id=domain_id, output=log, on_line=lambda n, l: lines.append(l))
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=domain_id)
+        ex = SingleThreadedExecutor(context=ctx)
+        launcher.start()
+        run = None
+        try:
+            run = GraphRun(launcher, ctx, ex, lines)
+            yield run
+        finally:
+            codes = launcher.stop()
+            if run is not None:
+                run.codes = codes or {}
+            ex.shutdown()
+            rclpy.try_shutdown(context=ctx)

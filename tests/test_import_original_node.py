@@ -19,16 +19,13 @@ import torch
 pytest.importorskip("rclpy", reason="rclpy is not installed")
 pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs is not built into this environment (tools/build_tf2_msgs.py)")
 
-import rclpy  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
-from ros_helpers import CAMERAS, IMG_HW, OutputCollector, RigPublisher, frame_images, rig_extrinsics, rig_K, spin_until  # noqa: E402
+from ros_helpers import CAMERAS, IMG_HW, frame_images, graph_with_rig, rig_extrinsics, rig_K, spin_until  # noqa: E402
 from tests.test_import_original import original_depth_shapes, original_pose_shapes  # noqa: E402
 from vfdepth_core.checkpoint import load_checkpoint  # noqa: E402
 from vfdepth_core.config import load_config, save_config  # noqa: E402
 from vfdepth_ros import conversions as cv  # noqa: E402
 from vfdepth_ros import graph as G  # noqa: E402
-from vfdepth_ros.launcher import Launcher  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 T0 = 1_000 * 1_000_000_000
@@ -75,27 +72,12 @@ def test_node_publishes_the_imported_models_depth(ros_domain_id, tmp_path):
     ck = import_small_ddad(tmp_path)
     saved = load_checkpoint(ck)["config"]["model"]
     assert saved["overlap_pair_order"] == "index_groups" and saved["voxel_border_margin_px"] == 0.0
-    lines = []
     graph = G.surround_graph(camera_set="ddad", checkpoint=str(ck),
                              overrides={"device": "cpu", "camera_timeout_s": 600.0, "max_pose_gap_s": 600.0,
                                         "publish_virtual": False, "publish_points": False},
                              respawn=False)
-    log = open(tmp_path / "graph.log", "w")
-    launcher = Launcher(graph, domain_id=ros_domain_id, output=log, on_line=lambda n, l: lines.append(l))
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=ros_domain_id)
-    ex = SingleThreadedExecutor(context=ctx)
-    launcher.start()
-    try:
-        rig, out = RigPublisher(context=ctx), OutputCollector(context=ctx)
-        for n in (rig, out):
-            ex.add_node(n)
-        node_proc = launcher.children[0].proc
-
-        def alive():
-            assert node_proc.poll() is None, "surround_depth died:\n" + "\n".join(lines[-40:])
-            return True
-
+    with graph_with_rig(graph, ros_domain_id, tmp_path / "graph.log") as g:
+        ex, rig, out, alive = g.ex, g.rig, g.out, g.alive
         spin_until(ex, lambda: alive() and rig.matched(), 600, "the node's image/camera_info subscriptions")
         rig.publish_tf_static()
 
@@ -114,11 +96,6 @@ def test_node_publishes_the_imported_models_depth(ros_domain_id, tmp_path):
         sent = rig.publish_frame(0, T0)
         spin_until(ex, lambda: alive() and all(out.with_stamp(f"{c}/depth", T0) for c in CAMERAS), 600,
                    "the depth of the first frame from the imported checkpoint")
-    finally:
-        launcher.stop()
-        ex.shutdown()
-        rclpy.try_shutdown(context=ctx)
-        log.close()
 
     pred = Predictor.from_checkpoint(ck, device="cpu")
     imgs = torch.from_numpy(np.stack(frame_images(0))).permute(0, 3, 1, 2).contiguous()  # (6, 3, H, W) uint8

@@ -18,14 +18,12 @@ pytest.importorskip("vfdepth_core.inference", reason="vfdepth_core.inference is 
 import rclpy  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from vfdepth_ros import conversions as cv  # noqa: E402
 from vfdepth_ros import graph as G  # noqa: E402
-from vfdepth_ros.launcher import Launcher  # noqa: E402
 from vfdepth_ros.toy_rig import CAMERAS, IMG_HW, rig_extrinsics, rig_K  # noqa: E402
 
-from ros_helpers import TINY_CONFIG, OutputCollector, RigPublisher, spin_until  # noqa: E402
+from ros_helpers import TINY_CONFIG, graph_with_rig, spin_until  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NET_HW = (64, 96)
@@ -44,29 +42,15 @@ def _param(name, value) -> Parameter:
 
 
 def test_graph_end_to_end(ros_domain_id, repo_root, tmp_path):
-    lines = []
     graph = G.surround_graph(camera_set="synthetic", model_config=str(repo_root / TINY_CONFIG),
                              overrides={"device": "cpu", "diagnostics_period_s": 0.3, "camera_timeout_s": 5.0,
                                         "max_pose_gap_s": 5.0},
                              respawn=False)
-    log = open(tmp_path / "graph.log", "w")
-    launcher = Launcher(graph, domain_id=ros_domain_id, output=log, on_line=lambda n, l: lines.append(l))
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=ros_domain_id)
-    ex = SingleThreadedExecutor(context=ctx)
-    launcher.start()
-    try:
-        rig = RigPublisher(context=ctx)
-        out = OutputCollector(context=ctx)
-        client_node = rclpy.create_node("test_param_client", context=ctx)
-        for n in (rig, out, client_node):
-            ex.add_node(n)
-        node_proc = launcher.children[0].proc
+    with graph_with_rig(graph, ros_domain_id, tmp_path / "graph.log") as g:
+        ex, rig, out, alive, lines = g.ex, g.rig, g.out, g.alive, g.lines
+        client_node = rclpy.create_node("test_param_client", context=g.ctx)
+        ex.add_node(client_node)
         rig.publish_tf_static()
-
-        def alive():
-            assert node_proc.poll() is None, "surround_depth died:\n" + "\n".join(lines[-40:])
-            return True
 
         spin_until(ex, lambda: alive() and rig.matched(), 90, "the node's image/camera_info subscriptions")
 
@@ -219,36 +203,16 @@ def test_graph_end_to_end(ros_domain_id, repo_root, tmp_path):
         assert int(inf["sets_skipped"]) >= 2
         assert float(inf["latency_ms_p50"]) > 0
         alive()
-    finally:
-        codes = launcher.stop()
-        ex.shutdown()
-        rclpy.try_shutdown(context=ctx)
-        log.close()
-    assert codes["surround_depth"] == 0, "\n".join(lines[-40:])
+    assert g.codes["surround_depth"] == 0, "\n".join(lines[-40:])
 
 
 def test_set_waiting_for_tf_is_answered_when_tf_arrives(ros_domain_id, repo_root, tmp_path):
     """A first set whose /tf_static is late (lost to discovery, sent again by a player) still gets its
     outputs once TF arrives, although no newer images come (re-sent images are dropped as duplicates)."""
-    lines = []
     graph = G.surround_graph(camera_set="synthetic", model_config=str(repo_root / TINY_CONFIG),
                              overrides={"device": "cpu", "camera_timeout_s": 5.0}, respawn=False)
-    log = open(tmp_path / "graph.log", "w")
-    launcher = Launcher(graph, domain_id=ros_domain_id, output=log, on_line=lambda n, l: lines.append(l))
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=ros_domain_id)
-    ex = SingleThreadedExecutor(context=ctx)
-    launcher.start()
-    try:
-        rig, out = RigPublisher(context=ctx), OutputCollector(context=ctx)
-        for n in (rig, out):
-            ex.add_node(n)
-        node_proc = launcher.children[0].proc
-
-        def alive():
-            assert node_proc.poll() is None, "surround_depth died:\n" + "\n".join(lines[-40:])
-            return True
-
+    with graph_with_rig(graph, ros_domain_id, tmp_path / "graph.log") as g:
+        ex, rig, out, alive, lines = g.ex, g.rig, g.out, g.alive, g.lines
         spin_until(ex, lambda: alive() and rig.matched(), 90, "the node's image/camera_info subscriptions")
         for i in range(len(CAMERAS)):
             rig.info_pubs[i].publish(rig.info_msg(i, T0))
@@ -264,8 +228,3 @@ def test_set_waiting_for_tf_is_answered_when_tf_arrives(ros_domain_id, repo_root
         rig.publish_tf_static()
         spin_until(ex, lambda: alive() and all(out.with_stamp(f"{c}/depth", T0) for c in CAMERAS), 30,
                    "the waiting set's depth after /tf_static arrived")
-    finally:
-        launcher.stop()
-        ex.shutdown()
-        rclpy.try_shutdown(context=ctx)
-        log.close()

@@ -56,6 +56,14 @@ class ModelConfig:
     # for rotation (radians), so a random-init head starts near no motion and must grow its output ~100x to
     # reach ~1 m per frame. Beyond the paper, a larger value lets a short run learn the metric motion.
     pose_translation_scale: float = 0.01
+    # Beyond the paper: refine the pose network's motion at inference (Predictor, node, motion evaluation;
+    # training is unchanged) by direct photometric alignment of the previous frame's images onto the current
+    # ones through the current frame's predicted depth (vfdepth_core.pose_refine: robust Levenberg-Marquardt
+    # on the six motion parameters, coarse to fine, on images at most pose_refine_max_width wide).
+    # 0 = the paper: the pose network's motion as it is. Iterations per pyramid level.
+    pose_refine_iterations: int = 0
+    pose_refine_levels: int = 3
+    pose_refine_max_width: int = 320
     depth_model: str = "fusion"  # 'fusion' (VFDepth) or 'fsm' (per-camera baseline)
     pose_model: str = "fusion"
     fusion_level: int = 2
@@ -422,6 +430,10 @@ def validate(cfg: Config, source: str = "<config>") -> None:
     if not m.pose_translation_scale > 0:
         raise ConfigError(f"{source}: model.pose_translation_scale must be positive (the paper: 0.01), got "
                           f"{m.pose_translation_scale}")
+    if m.pose_refine_iterations < 0 or not 1 <= m.pose_refine_levels <= 5 or m.pose_refine_max_width < 16:
+        raise ConfigError(f"{source}: model.pose_refine_iterations must be >= 0 (0 = the paper: no refinement), "
+                          f"pose_refine_levels 1 to 5 and pose_refine_max_width >= 16, got "
+                          f"{m.pose_refine_iterations}, {m.pose_refine_levels}, {m.pose_refine_max_width}")
     if m.init_depth_m is not None and not t.min_depth < m.init_depth_m < t.max_depth:
         raise ConfigError(f"{source}: model.init_depth_m must lie between training.min_depth and max_depth")
     if not 0 <= cfg.loss.photo_pyramid <= 3:

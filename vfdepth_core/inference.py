@@ -95,6 +95,15 @@ class Predictor:
         self.hw = (cfg.training.height, cfg.training.width)
         self._rig_memo: Optional[tuple] = None
 
+    def set_pose_refinement(self, iterations: int) -> None:
+        """Switch the photometric refinement of the ego motion (``model.pose_refine_iterations``; beyond the
+        paper, 0 = off) for this predictor, whatever the checkpoint's config says."""
+        from vfdepth_core.config import with_overrides
+
+        self.cfg = with_overrides(self.cfg, [f"model.pose_refine_iterations={int(iterations)}"])
+        if getattr(self, "model", None) is not None:
+            self.model.cfg = self.cfg
+
     @classmethod
     def from_checkpoint(cls, path, device=None, amp: str = "none") -> "Predictor":
         """Build the model from the config stored in the checkpoint and load its weights."""
@@ -218,7 +227,9 @@ class Predictor:
             timings["depth"] = (t2 - t1) * 1e3
             T_ego = None
             if prev is not None:
-                T_c0cur_c0prev = m.predict_pose(self._to_network(prev), imgs, K_dev, T_dev, mask_dev, lookup=lk)
+                prev_net = self._to_network(prev)
+                T_c0cur_c0prev = m.predict_pose(prev_net, imgs, K_dev, T_dev, mask_dev, lookup=lk)
+                T_c0cur_c0prev = m.refine_pose(T_c0cur_c0prev, depth, prev_net, imgs, K_dev, T_dev, mask_dev)
                 T_c0prev_c0cur = geo.invert_transform(T_c0cur_c0prev)
                 T_ego = geo.camera_motion_to_ego(T_c0prev_c0cur, T_dev[:, 0])
                 self._sync()
@@ -339,8 +350,12 @@ class OnnxPredictor(Predictor):
                                    *self._depth_args)
         T_ego = None
         if prev is not None:
+            from vfdepth_core.pose_refine import refine_network_motion
+
             T_c0cur_c0prev = geo.pose_vec_to_transform(torch.from_numpy(outs["axis_angle"]),
                                                        torch.from_numpy(outs["translation"]))
+            T_c0cur_c0prev = refine_network_motion(self.cfg.model, T_c0cur_c0prev, depth, torch.from_numpy(xp),
+                                                   imgs, Kf, T.float())
             T_ego = geo.camera_motion_to_ego(geo.invert_transform(T_c0cur_c0prev), T.float()[:, 0])
         timings = {"preprocess": (t1 - t0) * 1e3, "onnx": (t2 - t1) * 1e3, "total": (time.perf_counter() - t0) * 1e3}
         return Prediction(depth=depth, K=Kf, T_egoprev_egocur=T_ego, virtual_depth=vdepth, timings=timings,

@@ -28,6 +28,7 @@ from vfdepth_core.nn.depth import FusedDepthNet
 from vfdepth_core.nn.fusion import (RayLookup, RigCache, VoxelLookup, build_ray_grid, build_ray_lookup,
                                     build_voxel_lookup)
 from vfdepth_core.nn.pose import FusedPoseNet
+from vfdepth_core.pose_refine import refine_network_motion
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +275,15 @@ class VFDepth(nn.Module):
         axis_angle, translation = self.pose_net(images_early, images_late, lk)
         with fp32_geometry(axis_angle):
             return geo.pose_vec_to_transform(axis_angle.float(), translation.float())
+
+    def refine_pose(self, T_c0cur_c0prev: Tensor, depth_cur: Tensor, images_prev: Tensor, images_cur: Tensor,
+                    K: Tensor, T_ego_cam: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """:meth:`predict_pose`'s motion prev -> cur (B, 4, 4) refined by direct photometric alignment through
+        the current frame's depth (B, N, 1, H, W) when ``model.pose_refine_iterations`` > 0 (beyond the
+        paper; inference only), else returned as it is."""
+        with fp32_geometry(depth_cur):
+            return refine_network_motion(self.cfg.model, T_c0cur_c0prev, depth_cur.float(), images_prev.float(),
+                                         images_cur.float(), K.float(), T_ego_cam.float(), mask)
 
     def predict_camera_poses(self, images_early: Tensor, images_late: Tensor) -> Tensor:
         """Per-camera baseline: every camera's own motion T_clate_cearly (B, N, 4, 4)."""

@@ -341,7 +341,12 @@ def predict_batch_motion(model, batch: dict, prev: int, cur: int):
     images = batch["image"]
     K, T_ego_cam = batch["K"], batch["T_ego_cam"]
     with torch.no_grad():
-        T_c0cur_c0prev = model.predict_pose(images[:, prev], images[:, cur], K, T_ego_cam, batch.get("mask"))
+        mask = batch.get("mask")
+        T_c0cur_c0prev = model.predict_pose(images[:, prev], images[:, cur], K, T_ego_cam, mask)
+        if model.cfg.model.pose_refine_iterations > 0:  # beyond the paper: through the current frame's depth
+            disp, _ = model.predict_depth(images[:, cur], K, T_ego_cam, mask)
+            T_c0cur_c0prev = model.refine_pose(T_c0cur_c0prev, model.to_depth(disp, K), images[:, prev],
+                                               images[:, cur], K, T_ego_cam, mask)
         T_c0prev_c0cur = geo.invert_transform(T_c0cur_c0prev.float())
         T_est = geo.camera_motion_to_ego(T_c0prev_c0cur, T_ego_cam[:, 0].float())
     T_we = batch["T_world_ego"].double()

@@ -106,6 +106,10 @@ class NodeParams:
                                      lo=0, strict_lo=True)
     max_pose_gap_s: float = _param(0.5, "no ego motion across a larger gap between processed sets (odometry "
                                         "holds)", True, lo=0, strict_lo=True)
+    pose_refine_iterations: int = _param(-1, "photometric refinement of the ego motion through the current depth "
+                                              "(beyond the paper): Levenberg-Marquardt iterations per pyramid "
+                                              "level; -1 = the checkpoint's model.pose_refine_iterations, 0 = off "
+                                              "(the paper)", lo=-1)
     point_decimation: int = _param(4, "keep every n-th depth pixel (rows and columns) in the point cloud", True,
                                    lo=1)
     points_max_depth_m: float = _param(80.0, "drop points farther than this from their camera (m)", True, lo=0,
@@ -261,6 +265,8 @@ def load_predictor(p: NodeParams):
                        "odometry and virtual view are MEANINGLESS (set 'checkpoint' to a trained model)", path)
         logger.warning("=" * 78)
         pred = Predictor(cfg, device=p.torch_device, amp=p.amp)
+    if p.pose_refine_iterations >= 0:
+        pred.set_pose_refinement(p.pose_refine_iterations)
     n_model = pred.num_cams
     if n_model != len(p.cameras):
         raise ParamError(f"parameter 'cameras' lists {len(p.cameras)} cameras but the model was trained for "

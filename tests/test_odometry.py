@@ -202,3 +202,24 @@ def test_integrator_gap_holds_the_pose_and_grows_the_covariance():
         integ.update(stamps[3], _pose())
     integ.reset()
     assert np.allclose(integ.update(5).T_odom_ego, np.eye(4))
+
+
+def test_best_constant_motion_and_its_score():
+    """The constant-motion baseline: mean step of known motions, scored exactly on its own drive."""
+    from vfdepth_core.odometry import best_constant_motion, constant_motion_result
+
+    def step(yaw_deg, dx):
+        c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
+        T = np.eye(4)
+        T[:2, :2] = [[c, -s], [s, c]]
+        T[0, 3] = dx
+        return T
+
+    T = best_constant_motion([step(1.0, 0.9), step(-1.0, 1.1), step(3.0, 1.0)])
+    np.testing.assert_allclose(T[:3, 3], [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(np.degrees(np.arctan2(T[1, 0], T[0, 0])), 1.0, atol=1e-9)
+    same = constant_motion_result(step(1.0, 1.0), {"a": [step(1.0, 1.0)] * 5})["overall"]
+    assert same["rel_trans_err_pct"] < 1e-9 and same["rel_rot_err_deg_per_m"] < 1e-6
+    off = constant_motion_result(step(0.0, 1.0), {"a": [step(2.0, 1.0)] * 4})["overall"]
+    np.testing.assert_allclose(off["rpe_rot_deg"], 2.0, atol=1e-6)
+    np.testing.assert_allclose(off["rel_rot_err_deg_per_m"], 2.0, atol=1e-6)

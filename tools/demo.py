@@ -38,8 +38,9 @@ from vfdepth_core.config import DDAD_CAMERAS  # noqa: E402
 CAMS = list(DDAD_CAMERAS)
 
 # What the demo trains with on top of the CPU config (beyond the paper, see training/README.md):
-# the LIDAR depth loss (--gt-depth-coeff) and these.
-DEMO_SETS = ("model.pose_translation_scale=1.0",)
+# the LIDAR depth loss (--gt-depth-coeff) and these (the pose refinement acts at inference only: the
+# node's odometry).
+DEMO_SETS = ("model.pose_translation_scale=1.0", "model.pose_refine_iterations=6")
 DEMO_STEPS = 300
 
 
@@ -124,6 +125,27 @@ def prior_scores(cache: Path, bag: Path, outputs: Path, args) -> Optional[dict]:
     return E.score_depth(out, E.read_ground_truth(bag), E.EvalOptions(), str(bag))
 
 
+def constant_motion_scores(cache: Path, bag: Path, args) -> Optional[dict]:
+    """The best constant motion of the training drives (what a pose net that ignores the images outputs)
+    scored on the unseen drive's ground-truth steps; None without training data."""
+    data = cache / "synthetic_ddad" / "ddad.json"
+    if not data.is_file():
+        return None
+    import numpy as np
+
+    from vfdepth_core.config import load_config
+    from vfdepth_core.datasets import build_dataset
+    from vfdepth_core.odometry import (MOTION_FRAME_IDS, best_constant_motion, constant_motion_result,
+                                       dataset_motions, relative_motions)
+    from vfdepth_ros.bag import evaluate as E
+
+    cfg = load_config(REPO / args.config, [f"data.data_path={data}", "data.train_requirements=(gt_pose, mask)"])
+    steps = [T for Ts in dataset_motions(build_dataset(cfg, "train", frame_ids=MOTION_FRAME_IDS)).values() for T in Ts]
+    gt = E.read_ground_truth(bag, need_lidar=False)
+    return constant_motion_result(best_constant_motion(steps), {"drive": list(relative_motions(np.stack(gt.odom_T)))},
+                                  )["overall"]
+
+
 def report(res: dict, prior: Optional[dict], steps: Optional[int]) -> str:
     """Model vs per-pixel prior (depth) and the odometry headline, as text lines."""
     lines = [f"model: {'?' if steps is None else steps} training steps"]
@@ -141,6 +163,10 @@ def report(res: dict, prior: Optional[dict], steps: Optional[int]) -> str:
         lines.append(f"odometry: relative translation error {o['rel_trans_err_pct']:.1f} %, rotation "
                      f"{o['rel_rot_err_deg_per_m']:.3f} deg/m, ATE {o['ate_rmse_m']:.2f} m; the estimate travelled "
                      f"{o['est_path_length_m']:.1f} m of {o['path_length_m']:.1f} m")
+    c = res.get("constant_motion")
+    if c and c.get("rel_trans_err_pct") is not None:
+        lines.append(f"best constant motion (train): relative translation error {c['rel_trans_err_pct']:.1f} %, "
+                     f"rotation {c['rel_rot_err_deg_per_m']:.3f} deg/m (ignores the images: the odometry must beat it)")
     return "\n".join(lines)
 
 
@@ -322,6 +348,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     res = json.loads((out_dir / "metrics.json").read_text())
     prior = prior_scores(cache, bag, outputs, args)
     res["per_pixel_prior"] = prior
+    res["constant_motion"] = constant_motion_scores(cache, bag, args)
     res["training_steps"] = checkpoint_steps(ckpt)
     (out_dir / "metrics.json").write_text(json.dumps(res, indent=2))
     summary = report(res, prior, res["training_steps"])

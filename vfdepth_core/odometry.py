@@ -402,6 +402,40 @@ def evaluate_motion_model(model, loader, device: str = "cpu", max_samples: Optio
     return res
 
 
+def dataset_motions(ds) -> Dict[str, List[np.ndarray]]:
+    """Ground-truth motions ``T_egoprev_egocur`` (4, 4) per scene of a dataset built with frames 0 and -1
+    (e.g. :data:`MOTION_FRAME_IDS`), in sample order, from its sample references (no pixel is read)."""
+    out: Dict[str, List[np.ndarray]] = {}
+    for ref in ds.refs:
+        if -1 in ref.frames and 0 in ref.frames:
+            T = invert(np.asarray(ref.frames[-1].T_world_ego, dtype=np.float64)) @ ref.frames[0].T_world_ego
+            out.setdefault(ref.scene, []).append(T)
+    return out
+
+
+def best_constant_motion(motions: Sequence[np.ndarray]) -> np.ndarray:
+    """The one motion (4, 4) a predictor that ignores the images would output: the mean translation and the
+    rotation of the mean axis-angle of ``motions`` (e.g. every step of the training drives)."""
+    M = as_poses(np.stack(list(motions)), "motions")
+    T = np.eye(4)
+    T[:3, 3] = M[:, :3, 3].mean(0)
+    import torch
+
+    from vfdepth_core.geometry import axis_angle_to_rotmat
+
+    T[:3, :3] = axis_angle_to_rotmat(torch.from_numpy(rotation_log(M[:, :3, :3]).mean(0))).numpy()
+    return T
+
+
+def constant_motion_result(T_const: np.ndarray, gt_by_scene: Dict[str, List[np.ndarray]]) -> dict:
+    """:meth:`MotionErrorAccumulator.result` of predicting ``T_const`` for every step of ``gt_by_scene``:
+    the odometry baseline every learnt motion should beat (the pose analogue of the per-pixel depth prior)."""
+    acc = MotionErrorAccumulator()
+    for scene, gts in gt_by_scene.items():
+        acc.update(scene, np.repeat(np.asarray(T_const, dtype=np.float64)[None], len(gts), 0), np.stack(gts))
+    return acc.result()
+
+
 def _traj(row: dict, key: str):
     return row.get("trajectory", row).get(key)
 
@@ -525,6 +559,9 @@ class OdometryIntegrator:
 
 __all__ = [
     "SEGMENT_LENGTHS_M",
+    "best_constant_motion",
+    "constant_motion_result",
+    "dataset_motions",
     "MotionErrorAccumulator",
     "OdometryIntegrator",
     "OdometryState",

@@ -13,7 +13,7 @@ previous frame (the ``T_src_tgt`` of the losses with target = current frame); th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -49,22 +49,31 @@ def _level(imgs: Tensor, depth: Tensor, K: Tensor, mask: Optional[Tensor], facto
 
 
 class _Warp:
-    """Residuals of one pyramid level: previous image warped into the current view minus the current one."""
+    """Residuals of one pyramid level: previous image warped into the current view minus the current one.
+
+    The current frame's points are back-projected once; the images are compared in grey (the channel mean:
+    sampling is linear, so this equals the mean over channels of the colour residuals)."""
 
     def __init__(self, cur: Tensor, prev: Tensor, depth: Tensor, K: Tensor, mask: Optional[Tensor],
                  T_ego_cam: Tensor):
-        self.cur, self.prev, self.depth, self.K = cur, prev, depth, K
-        self.K_inv = torch.linalg.inv(K)
-        self.mask = mask
+        self.cur, self.prev = cur.mean(1, keepdim=True), prev.mean(1, keepdim=True)
+        self.K = K
+        self.points = geo.backproject(depth, torch.linalg.inv(K))  # (M, 3, H*W) in the current cameras
+        self.hw = tuple(prev.shape[-2:])
+        self.mask = (mask > 0.5).to(cur.dtype).reshape(len(cur), -1) if mask is not None else None
         self.T_ego_cam = T_ego_cam  # (B, N, 4, 4)
         self.B, self.N = T_ego_cam.shape[:2]
 
     def __call__(self, T_prev_cur: Tensor) -> Tuple[Tensor, Tensor]:
         """T (B, 4, 4) -> residuals (B, N*H*W) and validity weights (B, N*H*W)."""
         T_cams = geo.distribute_motion(T_prev_cur, self.T_ego_cam).flatten(0, 1)
-        grid, valid = geo.reprojection_grid(self.depth, self.K_inv, self.K, T_cams, self.prev.shape[-2:])
-        r = (geo.sample_image(self.prev, grid) - self.cur).mean(1, keepdim=True)
-        v = valid.to(r.dtype) if self.mask is None else valid.to(r.dtype) * (self.mask > 0.5).to(r.dtype)
+        uv, z = geo.project(self.K, geo.transform_points(T_cams, self.points))
+        H, W = self.hw
+        v = geo.in_image(uv, z, H, W).to(self.cur.dtype).reshape(len(self.cur), -1)
+        grid = geo.normalize_pixels(uv, H, W).reshape(len(self.cur), *self.cur.shape[-2:], 2)
+        r = (geo.sample_image(self.prev, grid) - self.cur).reshape(len(self.cur), -1)
+        if self.mask is not None:
+            v = v * self.mask
         return r.reshape(self.B, -1), v.reshape(self.B, -1)
 
 
@@ -116,14 +125,16 @@ def _gauss_newton(warp: _Warp, T: Tensor, iterations: int) -> Tensor:
 @torch.no_grad()
 def refine_motion(T_prev_cur: Tensor, depth_cur: Tensor, images_prev: Tensor, images_cur: Tensor, K: Tensor,
                   T_ego_cam: Tensor, mask: Optional[Tensor] = None, iterations: int = 6, levels: int = 3,
-                  max_width: int = 320) -> RefineResult:
+                  max_width: int = 320, other_starts: Sequence[Tensor] = ()) -> RefineResult:
     """Refine the reference camera's motion T_prev_cur (B, 4, 4) by direct photometric alignment.
 
     depth_cur (B, N, 1, H, W) metres of the current frame; images (B, N, 3, H, W) in [0, 1] at the
     depth's size; K (B, N, 3, 3) for that size; T_ego_cam (B, N, 4, 4); mask (B, N, 1, H, W) 1 = valid
     pixel. Images wider than `max_width` are first shrunk by an integer factor; then `levels` pyramid
-    levels (x4, x2, x1 of that for 3) get `iterations` Levenberg-Marquardt steps each. A result whose cost
-    at the finest level is not lower than the input's is replaced by the input, per item.
+    levels (x4, x2, x1 of that for 3) get `iterations` Levenberg-Marquardt steps each. `other_starts`: more
+    motions (B, 4, 4) to start from where one costs less than T_prev_cur on the coarsest level (e.g. no
+    motion, when the network's motion is far off). A result whose cost at the finest level is not lower than
+    the input's is replaced by the input, per item.
     """
     geo.check_shape("depth_cur", depth_cur, (None, 1, None, None), min_dims=5)
     B, N, _, H, W = depth_cur.shape
@@ -144,6 +155,14 @@ def refine_motion(T_prev_cur: Tensor, depth_cur: Tensor, images_prev: Tensor, im
     finest = warp_at(base)
     cost_before = _robust_cost(*finest(T0))
     T = T0
+    if other_starts:
+        coarse = warp_at(base * 2 ** (max(int(levels), 1) - 1))
+        best = _robust_cost(*coarse(T0))
+        for S in other_starts:
+            S = S.to(dt).expand_as(T0)
+            c = _robust_cost(*coarse(S))
+            T = torch.where((c < best)[:, None, None], S, T)
+            best = torch.minimum(best, c)
     for lvl in reversed(range(max(int(levels), 1))):
         T = _gauss_newton(finest if lvl == 0 else warp_at(base * 2 ** lvl), T, int(iterations))
     cost_after = _robust_cost(*finest(T))
@@ -161,7 +180,8 @@ def refine_network_motion(model_cfg, T_c0cur_c0prev: Tensor, depth_cur: Tensor, 
         return T_c0cur_c0prev
     res = refine_motion(geo.invert_transform(T_c0cur_c0prev.float()), depth_cur, images_prev, images_cur, K,
                         T_ego_cam, mask, model_cfg.pose_refine_iterations, model_cfg.pose_refine_levels,
-                        model_cfg.pose_refine_max_width)
+                        model_cfg.pose_refine_max_width,
+                        other_starts=[torch.eye(4, device=depth_cur.device)[None]])  # no motion: for a lost pose net
     return geo.invert_transform(res.T_prev_cur).to(T_c0cur_c0prev.dtype)
 
 

@@ -206,7 +206,7 @@ def stats(a: torch.Tensor, b: torch.Tensor) -> dict:
 
 def run(original: Path, out_path: Path, seed: int, scale: float, fx_ratio: float = 0.3) -> dict:
     from vfdepth_core.config import with_overrides
-    from vfdepth_core.import_original import COMPAT_KEYS
+    from vfdepth_core.import_original import COMPAT_KEYS, compat_config
     from vfdepth_core.inference import Predictor, VirtualCamera
     from vfdepth_core.model import VFDepth
     from vfdepth_ros import cli
@@ -244,6 +244,10 @@ def run(original: Path, out_path: Path, seed: int, scale: float, fx_ratio: float
         if rc != 0:
             raise SystemExit(f"vfdepth import-original failed (exit {rc})")
         pred = Predictor.from_checkpoint(ck, device="cpu")
+    compat = {k: getattr(pred.cfg.model, k) for k in COMPAT_KEYS}
+    want = {k: getattr(compat_config(pred.cfg).model, k) for k in COMPAT_KEYS}
+    if compat != want:
+        raise SystemExit(f"the imported checkpoint's compatibility keys {compat} are not the released code's {want}")
 
     # ---- the original -------------------------------------------------------------------------------
     f32 = lambda x: x.float()  # noqa: E731
@@ -263,7 +267,7 @@ def run(original: Path, out_path: Path, seed: int, scale: float, fx_ratio: float
     prev, cur, nxt = imgs[0, 0], imgs[1, 0], imgs[2, 0]
     p = pred.predict(cur, K, T, prev_images=prev, virtual=VirtualCamera(K, T_aug), mask=mask[0])
     model = pred.model
-    results = {"config": SMALL, "fx_ratio": fx_ratio, "seed": seed, "perturb_scale": scale,
+    results = {"config": SMALL, "fx_ratio": fx_ratio, "seed": seed, "perturb_scale": scale, "compat_keys": compat,
                "original_depth_m": {"mean": float(o_depth.mean()), "std": float(o_depth.std()),
                                     "min": float(o_depth.min()), "max": float(o_depth.max())}}
     results["predictor"] = {"depth_m": stats(p.depth, o_depth), "virtual_depth_m": stats(p.virtual_depth, o_aug)}
@@ -319,6 +323,7 @@ def print_table(r: dict) -> None:
     o = r["original_depth_m"]
     print(f"original depth over all pixels: mean {o['mean']:.2f} m, std {o['std']:.2f} m, "
           f"range {o['min']:.2f}..{o['max']:.2f} m; voxels: {r['voxels']}")
+    print("ours with " + ", ".join(f"model.{k}={v}" for k, v in r["compat_keys"].items()))
     print(f"{'path':<10} {'output':<28} {'max |diff|':>12} {'mean |diff|':>12} {'max rel':>10}")
     for path in ("predictor", "fast", "reference"):
         for k, s in r[path].items():

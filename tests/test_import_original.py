@@ -52,13 +52,14 @@ def _resnet18_shapes(in_ch: int) -> dict:
     return shapes
 
 
-def original_depth_shapes() -> dict:
+def original_depth_shapes(feat: int = FEAT, pre: int = PRE, bins: int = BINS) -> dict:
+    """The original depth_net.pth's names and shapes (fusion_feat_in_dim, voxel_pre_dim, proj_d_bins)."""
     s = {f"encoder.encoder.{k}": v for k, v in _resnet18_shapes(3).items()}
     s.update({
-        "conv1x1.0.weight": (FEAT, 896, 1, 1), "conv1x1.0.bias": (FEAT,),
-        "fusion_net.conv_overlap.0.weight": (PRE, 2 * (FEAT + 1), 1), "fusion_net.conv_overlap.0.bias": (PRE,),
-        "fusion_net.conv_non_overlap.0.weight": (PRE, FEAT + 1, 1), "fusion_net.conv_non_overlap.0.bias": (PRE,),
-        "fusion_net.reduce_dim.0.weight": (256, PRE * BINS, 3, 3), "fusion_net.reduce_dim.0.bias": (256,),
+        "conv1x1.0.weight": (feat, 896, 1, 1), "conv1x1.0.bias": (feat,),
+        "fusion_net.conv_overlap.0.weight": (pre, 2 * (feat + 1), 1), "fusion_net.conv_overlap.0.bias": (pre,),
+        "fusion_net.conv_non_overlap.0.weight": (pre, feat + 1, 1), "fusion_net.conv_non_overlap.0.bias": (pre,),
+        "fusion_net.reduce_dim.0.weight": (256, pre * bins, 3, 3), "fusion_net.reduce_dim.0.bias": (256,),
         "fusion_net.reduce_dim.3.weight": (128, 256, 3, 3), "fusion_net.reduce_dim.3.bias": (128,),
     })
     for k, (cin, cout) in enumerate([(128, 64), (64, 64), (64, 32), (32, 32), (32, 16), (16, 16), (16, 1)]):
@@ -67,11 +68,12 @@ def original_depth_shapes() -> dict:
     return s
 
 
-def original_pose_shapes() -> dict:
+def original_pose_shapes(feat: int = FEAT, z: int = Z) -> dict:
+    """The original pose_net.pth's names and shapes (fusion_feat_in_dim, voxel_size[2])."""
     s = {f"encoder.encoder.{k}": v for k, v in _resnet18_shapes(6).items()}
     s.update({
-        "conv1x1.0.weight": (FEAT, 896, 1, 1), "conv1x1.0.bias": (FEAT,),
-        "fusion_net.reduce_dim.0.weight": (256, (FEAT + 1) * Z, 3, 3), "fusion_net.reduce_dim.0.bias": (256,),
+        "conv1x1.0.weight": (feat, 896, 1, 1), "conv1x1.0.bias": (feat,),
+        "fusion_net.reduce_dim.0.weight": (256, (feat + 1) * z, 3, 3), "fusion_net.reduce_dim.0.bias": (256,),
         "fusion_net.reduce_dim.3.weight": (128, 256, 3, 3), "fusion_net.reduce_dim.3.bias": (128,),
         "pose_decoder.net.0.weight": (256, 128, 1, 1), "pose_decoder.net.0.bias": (256,),
         "pose_decoder.net.1.weight": (256, 256, 3, 3), "pose_decoder.net.1.bias": (256,),

@@ -293,6 +293,11 @@ def test_eval_scores_ego_motion_against_the_dataset_poses(data_json, tmp_path):
     assert o["rel_trans_err_pct"] == pytest.approx(100.0) and o["scale_ratio"] == pytest.approx(0.0)
     # the true path: the val drive's own poses (ddad.json scene 1) between consecutive frames
     assert o["path_length_m"] > 1.0 and np.isfinite(o["rpe_rot_deg"])
+    # beside it, the mean step of the training drive scored on the same pairs (a constant predictor)
+    c = ego["constant_motion"]
+    assert c["steps"] == 4 and c["path_length_m"] == pytest.approx(o["path_length_m"])
+    assert 0.0 <= c["rel_trans_err_pct"] < 100.0 and "best constant motion of the training split" in p.stdout
+    assert ego["pose_refine_iterations"] == 0
 
 
 def test_validation_during_training_logs_ego_motion(data_json, tmp_path):

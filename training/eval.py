@@ -210,8 +210,31 @@ def evaluate_ego_motion(model, cfg: Config, split: str, device: str) -> dict:
     if len(ds) == 0:
         return {"skipped": f"no {split} sample has a previous sample: no ego-motion evaluation"}
     loader = DataLoader(ds, batch_size=cfg.eval.eval_batch_size, shuffle=False, collate_fn=collate_skip_broken)
-    logger.info("ego motion on %d consecutive %s sample pairs", len(ds), split)
-    return evaluate_motion_model(model, loader, device, cfg.eval.eval_max_samples) or {"skipped": "no sample pairs"}
+    logger.info("ego motion on %d consecutive %s sample pairs (pose refinement: %d iterations per level)", len(ds),
+                split, cfg.model.pose_refine_iterations)
+    res = evaluate_motion_model(model, loader, device, cfg.eval.eval_max_samples) or {"skipped": "no sample pairs"}
+    if "skipped" not in res:
+        res["pose_refine_iterations"] = cfg.model.pose_refine_iterations
+        res["constant_motion"] = constant_motion_baseline(cfg_m, ds)
+    return res
+
+
+def constant_motion_baseline(cfg: Config, ds) -> dict:
+    """The best constant motion of the training split (the mean step: what an image-blind pose net outputs)
+    scored on `ds`'s pairs (all of them, whatever eval_max_samples); ``{"skipped": reason}`` without one."""
+    from vfdepth_core.datasets import build_dataset
+    from vfdepth_core.datasets.common import DatasetError
+    from vfdepth_core.odometry import (MOTION_FRAME_IDS, best_constant_motion, constant_motion_result,
+                                       dataset_motions)
+
+    try:
+        train = [T for Ts in dataset_motions(build_dataset(cfg, "train", frame_ids=MOTION_FRAME_IDS)).values()
+                 for T in Ts]
+    except DatasetError as exc:
+        return {"skipped": f"no training split to take the mean step from ({exc})"}
+    if not train:
+        return {"skipped": "the training split has no consecutive samples"}
+    return constant_motion_result(best_constant_motion(train), dataset_motions(ds)).get("overall", {})
 
 
 def print_ego_motion(res: dict) -> None:
@@ -224,6 +247,12 @@ def print_ego_motion(res: dict) -> None:
     print(f"\nego motion between consecutive samples ({res['samples']} pairs; metric, no scale alignment; "
           "est/gt = estimated / true distance)")
     print(format_motion_table(res))
+    c = res.get("constant_motion") or {}
+    if c.get("rel_trans_err_pct") is not None:
+        print(f"best constant motion of the training split on the same pairs (ignores the images): "
+              f"{c['rel_trans_err_pct']:.2f} %, {c['rel_rot_err_deg_per_m']:.4f} deg/m")
+    elif c.get("skipped"):
+        print(c["skipped"])
 
 
 def _write_depth(folder: Path, i: int, batch: dict, depth: torch.Tensor, b: int, cams: List[str], f0: int) -> None:

@@ -29,8 +29,10 @@ builds the released code's own training step (its VFDepthAlgo, losses and Adam; 
 says what is stood in for) at the same config and on the same batch as ours, in one process, and times them
 interleaved (released, ours, released, ours, ... after one warm-up step each; data loading excluded from
 both). Prints and writes (results/bench/train_step_vs_original_<config>.json) both medians, ours / released,
-the pairwise ratios, the load average at each pair and the thread count. With --original the profile tables
-are not produced (run without it for those); without --original no side-by-side figure is produced.
+the pairwise ratios, the load average at each pair and the thread count; then one profiled step of each gives
+its convolutions' time (forward + backward), and ours over the released step's median: the ratio that the
+same convs alone already cost. With --original the profile tables are not produced (run without it for
+those); without --original no side-by-side figure is produced.
 """
 
 from __future__ import annotations
@@ -378,13 +380,29 @@ def side_by_side(name: str, args) -> dict:
               file=sys.stderr, flush=True)
     m_rel, m_ours = statistics.median(t_rel), statistics.median(t_ours)
     pairwise = [b / a for a, b in zip(t_rel, t_ours)]
+    convs = {"released": profiled_convs(released), "ours": profiled_convs(ours)}
     return {"config": name, "original": str(Path(args.original).resolve()), "height": cfg.training.height,
             "width": cfg.training.width, "voxel_size": list(cfg.model.voxel_size),
             "proj_d_bins": cfg.model.proj_d_bins, "batch_size": 1, "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__,
+            "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "released_s": m_rel, "ours_s": m_ours, "ratio": m_ours / m_rel, "pairwise_ratios": pairwise,
             "pairwise_ratio_median": statistics.median(pairwise), "released_all_s": t_rel, "ours_all_s": t_ours,
-            "loadavg_per_pair": loads}
+            "loadavg_per_pair": loads, "convolutions": convs,
+            "ours_convs_over_released_step": convs["ours"]["total_s"] / m_rel}
+
+
+def profiled_convs(step) -> dict:
+    """conv_time of one profiled call of `step` (shapes recorded, by-shape rows dropped)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        t0 = time.perf_counter()
+        step()
+        wall = time.perf_counter() - t0
+    c = conv_time(prof.events(), wall)
+    c["calls"] = sum(v["calls"] for v in c.pop("by_weight_shape").values())
+    return c
 
 
 def print_side_by_side(r: dict) -> None:
@@ -396,6 +414,11 @@ def print_side_by_side(r: dict) -> None:
     print(f"  ours / released: {r['ratio']:.2f} (pairwise {', '.join(f'{x:.2f}' for x in r['pairwise_ratios'])}; "
           f"median {r['pairwise_ratio_median']:.2f})")
     print(f"  load average (1 min) at each pair: {', '.join(f'{x:.2f}' for x in r['loadavg_per_pair'])}")
+    for who, c in r["convolutions"].items():
+        print(f"  convolutions (fwd+bwd), one profiled step, {who:8s}: {c['total_s']:.2f} s of "
+              f"{c['profiled_step_s']:.2f} s = {c['share']:.0%} ({c['calls']} conv calls)")
+    print(f"  our convolutions alone / the released step's median: {r['ours_convs_over_released_step']:.2f} "
+          "(the floor for any code running these convs with these kernels, fp32, on this CPU)")
 
 
 def main(argv=None) -> int:

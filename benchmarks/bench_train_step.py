@@ -395,7 +395,7 @@ def side_by_side(name: str, args) -> dict:
 
 
 def profiled_convs(step) -> dict:
-    """conv_time of one profiled call of `step` (shapes recorded, by-shape rows dropped)."""
+    """conv_time of one profiled call of `step` (shapes recorded), with the number of conv calls."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
@@ -403,7 +403,7 @@ def profiled_convs(step) -> dict:
         step()
         wall = time.perf_counter() - t0
     c = conv_time(prof.events(), wall)
-    c["calls"] = sum(v["calls"] for v in c.pop("by_weight_shape").values())
+    c["calls"] = sum(v["calls"] for v in c["by_weight_shape"].values())
     return c
 
 
@@ -418,7 +418,9 @@ def print_side_by_side(r: dict) -> None:
     print(f"  load average (1 min) at each pair: {', '.join(f'{x:.2f}' for x in r['loadavg_per_pair'])}")
     for who, c in r["convolutions"].items():
         print(f"  convolutions (fwd+bwd), one profiled step, {who:8s}: {c['total_s']:.2f} s of "
-              f"{c['profiled_step_s']:.2f} s = {c['share']:.0%} ({c['calls']} conv calls)")
+              f"{c['profiled_step_s']:.2f} s = {c['share']:.0%} ({c['calls']} conv calls; largest: "
+              + ", ".join(f"{w} {v['fwd_s'] + v['bwd_s']:.2f} s" for w, v in list(c["by_weight_shape"].items())[:3])
+              + ")")
     print(f"  our convolutions alone (their share x our median) / the released step's median: "
           f"{r['ours_convs_over_released_step']:.2f} (the floor for any code running these convs with these "
           "kernels, fp32, on this CPU)")

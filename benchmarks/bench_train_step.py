@@ -30,10 +30,10 @@ says what is stood in for) at the same config and on the same batch as ours, in 
 interleaved (released, ours, released, ours, ... after one warm-up step each; data loading excluded from
 both). Prints and writes (results/bench/train_step_vs_original_<config>.json) both medians, ours / released,
 the pairwise ratios, the load average at each pair and the thread count; then profiled steps (two of each,
-alternating, the shorter kept) give
-its convolutions' time (forward + backward) and share, and our convs' share x our median over the released
-step's median: the ratio that the same convs alone already cost. With --original the profile tables are not produced (run without it for
-those); without --original no side-by-side figure is produced.
+alternating, the shorter kept) give each side's convolutions' time (forward + backward) and share, and our
+convs' share x our median over the released step's median: the ratio that the same convs alone already
+cost. With --original the profile tables are not produced (run without it for those); without --original
+no side-by-side figure is produced.
 """
 
 from __future__ import annotations

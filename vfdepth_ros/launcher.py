@@ -304,7 +304,12 @@ def main(args: argparse.Namespace) -> int:
         for c in launcher.children:
             print(f"{c.name}: {' '.join(c.cmd)}")
         return 0
-    return launcher.run(restore_signals=False)
+    code = launcher.run(restore_signals=False)
+    # Python's finalization puts SIG_DFL back in place of handlers written in Python, so a second Ctrl-C
+    # arriving while this process exits would kill it (exit -2): the graph is down, ignore further stops.
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+    return code
 
 
 if __name__ == "__main__":

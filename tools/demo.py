@@ -40,7 +40,7 @@ CAMS = list(DDAD_CAMERAS)
 # What the demo trains with on top of the CPU config (beyond the paper, see training/README.md):
 # the LIDAR depth loss (--gt-depth-coeff) and these (the pose refinement acts at inference only: the
 # node's odometry).
-DEMO_SETS = ("model.pose_translation_scale=1.0", "model.pose_refine_iterations=6")
+DEMO_SETS = ("model.pose_translation_scale=1.0", "model.pose_refine_iterations=6", "model.use_skips=true")
 DEMO_STEPS = 300
 
 

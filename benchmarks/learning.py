@@ -283,14 +283,13 @@ def evaluate_motion(cfg, model, refine_iterations: int) -> dict:
     from vfdepth_core.config import with_overrides
     from vfdepth_core.datasets import build_dataset, collate_skip_broken
     from vfdepth_core.odometry import (MOTION_FRAME_IDS, best_constant_motion, constant_motion_result,
-                                       dataset_motions, evaluate_motion_model)
+                                       dataset_motions, evaluate_motion_model, training_steps)
 
     cfg = with_overrides(cfg, ["data.val_requirements=(gt_pose, mask)", "data.train_requirements=(gt_pose, mask)"])
     ds = build_dataset(cfg, "val", frame_ids=MOTION_FRAME_IDS)
     loader = DataLoader(ds, batch_size=1, shuffle=False, collate_fn=collate_skip_broken)
-    train_steps = [T for Ts in dataset_motions(build_dataset(cfg, "train", frame_ids=MOTION_FRAME_IDS)).values()
-                   for T in Ts]
-    out = {"ego_motion_constant": constant_motion_result(best_constant_motion(train_steps), dataset_motions(ds))}
+    T_const = best_constant_motion(training_steps(cfg))
+    out = {"ego_motion_constant": constant_motion_result(T_const, dataset_motions(ds))}
     model.cfg = with_overrides(model.cfg, ["model.pose_refine_iterations=0"])
     logger.info("ego motion of the held-out drives: the pose network alone")
     out["ego_motion_network"] = evaluate_motion_model(model, loader)

@@ -9,8 +9,9 @@ import stat
 import numpy as np
 import pytest
 
-from vfdepth_core.datasets.common import DatasetError, DepthCache
+from vfdepth_core.datasets.common import DatasetError
 from vfdepth_core.datasets.ddad import DDADDataset
+from vfdepth_core.datasets.lidar import DepthCache
 
 
 def _tree(root):

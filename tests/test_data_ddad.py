@@ -10,8 +10,8 @@ import torch
 
 from tests.data_helpers import DDAD_CAMS
 from vfdepth_core import geometry
-from vfdepth_core.datasets.common import quat_pose_to_matrix
 from vfdepth_core.datasets.ddad import DDADDataset
+from vfdepth_core.datasets.poses import quat_pose_to_matrix
 
 H, W = 192, 320
 

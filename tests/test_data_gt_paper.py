@@ -7,7 +7,7 @@ import pytest
 
 from vfdepth_core.config import load_config
 from vfdepth_core.datasets import build_dataset
-from vfdepth_core.datasets.common import lidar_depth_paper
+from vfdepth_core.datasets.lidar import lidar_depth_paper
 
 
 def test_paper_projection_by_hand():

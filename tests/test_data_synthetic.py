@@ -93,7 +93,8 @@ def test_drive_structure_deterministic_and_textured():
         _, counts = np.unique(px, axis=0, return_counts=True)
         assert counts.max() < 0.05 * len(px)
     # the LIDAR sees the world the cameras see: its points' depth agrees with the dense depth
-    from vfdepth_core.datasets.common import invert_np, lidar_depth, transform_np
+    from vfdepth_core.datasets.lidar import lidar_depth
+    from vfdepth_core.datasets.poses import invert_np, transform_np
 
     sparse = lidar_depth(transform_np(invert_np(d.T_ego_cam[0]), fr.lidar[:, :3]), d.K[0], (64, 96))
     err = relative_depth_error(sparse, fr.depth[0])

@@ -10,7 +10,8 @@ import torch
 from tests.data_helpers import DDAD_CAMS, relative_depth_error
 from tests.test_data_synthetic import _check_round_trip
 from vfdepth_core import geometry
-from vfdepth_core.datasets.common import invert_np, lidar_depth, transform_np
+from vfdepth_core.datasets.lidar import lidar_depth
+from vfdepth_core.datasets.poses import invert_np, transform_np
 from vfdepth_core.datasets.synthetic import NUSCENES_RIG, cast_lidar, make_drive, render_cameras, write_ddad
 from vfdepth_core.datasets.synthetic.drive import ego_pose
 from vfdepth_core.datasets.synthetic.world import Boxes, Terrain, generate_world

@@ -223,3 +223,26 @@ def test_best_constant_motion_and_its_score():
     off = constant_motion_result(step(0.0, 1.0), {"a": [step(2.0, 1.0)] * 4})["overall"]
     np.testing.assert_allclose(off["rpe_rot_deg"], 2.0, atol=1e-6)
     np.testing.assert_allclose(off["rel_rot_err_deg_per_m"], 2.0, atol=1e-6)
+
+
+def test_training_steps_flattens_the_training_split(monkeypatch):
+    """training_steps builds the training split with frames (0, -1) and returns every drive's steps in order."""
+    from types import SimpleNamespace
+
+    import vfdepth_core.datasets as datasets
+
+    def at(x):
+        return SimpleNamespace(T_world_ego=_pose(t=(x, 0.0, 0.0)))
+
+    def ref(scene, x_prev, x_cur):
+        return SimpleNamespace(scene=scene, frames={-1: at(x_prev), 0: at(x_cur)})
+
+    lonely = SimpleNamespace(scene="a", frames={0: at(9.0)})  # no previous frame: no step
+    fake = SimpleNamespace(refs=[ref("a", 0.0, 1.0), lonely, ref("b", 5.0, 7.0), ref("a", 1.0, 3.0)])
+    calls = []
+    monkeypatch.setattr(datasets, "build_dataset", lambda cfg, split, frame_ids: calls.append((cfg, split, frame_ids))
+                        or fake)
+    steps = od.training_steps("cfg")
+    assert calls == [("cfg", "train", od.MOTION_FRAME_IDS)]
+    np.testing.assert_allclose([T[0, 3] for T in steps], [1.0, 2.0, 2.0])  # drive a (in order), then b
+    np.testing.assert_allclose(od.best_constant_motion(steps)[:3, 3], [5.0 / 3.0, 0.0, 0.0])

@@ -134,13 +134,11 @@ def constant_motion_scores(cache: Path, bag: Path, args) -> Optional[dict]:
     import numpy as np
 
     from vfdepth_core.config import load_config
-    from vfdepth_core.datasets import build_dataset
-    from vfdepth_core.odometry import (MOTION_FRAME_IDS, best_constant_motion, constant_motion_result,
-                                       dataset_motions, relative_motions)
+    from vfdepth_core.odometry import best_constant_motion, constant_motion_result, relative_motions, training_steps
     from vfdepth_ros.bag import evaluate as E
 
     cfg = load_config(REPO / args.config, [f"data.data_path={data}", "data.train_requirements=(gt_pose, mask)"])
-    steps = [T for Ts in dataset_motions(build_dataset(cfg, "train", frame_ids=MOTION_FRAME_IDS)).values() for T in Ts]
+    steps = training_steps(cfg)
     gt = E.read_ground_truth(bag, need_lidar=False)
     return constant_motion_result(best_constant_motion(steps), {"drive": list(relative_motions(np.stack(gt.odom_T)))},
                                   )["overall"]

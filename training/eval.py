@@ -222,14 +222,11 @@ def evaluate_ego_motion(model, cfg: Config, split: str, device: str) -> dict:
 def constant_motion_baseline(cfg: Config, ds) -> dict:
     """The best constant motion of the training split (the mean step: what an image-blind pose net outputs)
     scored on `ds`'s pairs (all of them, whatever eval_max_samples); ``{"skipped": reason}`` without one."""
-    from vfdepth_core.datasets import build_dataset
     from vfdepth_core.datasets.common import DatasetError
-    from vfdepth_core.odometry import (MOTION_FRAME_IDS, best_constant_motion, constant_motion_result,
-                                       dataset_motions)
+    from vfdepth_core.odometry import best_constant_motion, constant_motion_result, dataset_motions, training_steps
 
     try:
-        train = [T for Ts in dataset_motions(build_dataset(cfg, "train", frame_ids=MOTION_FRAME_IDS)).values()
-                 for T in Ts]
+        train = training_steps(cfg)
     except DatasetError as exc:
         return {"skipped": f"no training split to take the mean step from ({exc})"}
     if not train:

@@ -18,8 +18,6 @@ Mistakes in the config, data or checkpoint end with one ``error: ...`` line and 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import math
 import os
@@ -30,19 +28,23 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
-from torch.utils.data import DataLoader
 
-from vfdepth_core import losses, viz
-from vfdepth_core.config import Config, ConfigError, load_config, save_config, with_overrides
+from vfdepth_core import losses
+from vfdepth_core.config import Config, ConfigError, load_config, save_config
 from vfdepth_core.model import VFDepth
 from vfdepth_core.training import checks
 from vfdepth_core.training.distributed import (DistInfo, all_reduce_mean, batch_to_device, free_port,
-                                               init_distributed, launched_by_torchrun)
+                                               gather_by_rank, init_distributed, launched_by_torchrun)
 from vfdepth_core.training.ema import WeightEMA
-from vfdepth_core.training.evaluate import evaluate_depth_model
-from vfdepth_core.training.files import disk_use, prune_epoch_checkpoints
+from vfdepth_core.training.files import append_jsonl, plain_json
+from vfdepth_core.training.loaders import depth_val_loader, motion_val_loader, train_loader
 from vfdepth_core.training.optim import NonFiniteGuard, TrainingAbort, autocast, grads_finite, make_adam
-from vfdepth_core.training.sampling import ResumableSampler, SeededSamples, seed_everything
+from vfdepth_core.training.progress import Progress
+from vfdepth_core.training.run_checkpoints import (restore_training, resume_checkpoint, resume_position,
+                                                   write_run_checkpoints)
+from vfdepth_core.training.sampling import seed_everything
+from vfdepth_core.training.summaries import digest, image_summaries, param_checksum
+from vfdepth_core.training.validation import run_validation
 
 logger = logging.getLogger("vfdepth.train")
 
@@ -109,7 +111,7 @@ class Trainer:
         if cfg.loss.gt_depth_coeff > 0 and "gt_depth" not in cfg.data.train_requirements:
             raise ConfigError(f"loss.gt_depth_coeff {cfg.loss.gt_depth_coeff} needs ground-truth depth in training: "
                               "add gt_depth to data.train_requirements (or set loss.gt_depth_coeff to 0)")
-        resume_path = self._resume_path()
+        resume_path = resume_checkpoint(self.args.resume, self.ckpt_dir)
         if self.info.is_main and resume_path is None and not self.args.overwrite:
             if (self.ckpt_dir / "latest.pt").exists():
                 raise ConfigError(f"{self.run_dir} already holds a run (checkpoints/latest.pt); pass --resume to "
@@ -121,44 +123,15 @@ class Trainer:
             self._open_run_folder()
 
     def _build_train_loader(self) -> None:
-        from vfdepth_core.datasets import build_dataset, collate_skip_broken
-
-        cfg, t = self.cfg, self.cfg.training
-        train_ds = build_dataset(cfg, "train", skip_broken=True)
-        checks.check_nonempty(train_ds, "train", cfg.data.data_path)
-        self.train_set = SeededSamples(train_ds, seed=t.seed)
-        self.sampler = ResumableSampler(len(train_ds), seed=t.seed, rank=self.info.rank,
-                                        world_size=self.info.world_size, shuffle=True)
-        # The loader's own generator (reseeded per epoch) seeds its workers, so creating an iterator never
-        # draws from the global RNG that a resumed run restores.
-        self.loader_gen = torch.Generator()
-        self.loader = DataLoader(self.train_set, batch_size=t.batch_size, sampler=self.sampler,
-                                 generator=self.loader_gen,
-                                 num_workers=_workers(t.num_workers), collate_fn=collate_skip_broken, drop_last=True,
-                                 pin_memory=self.device.startswith("cuda"),
-                                 persistent_workers=False)
-        self.steps_per_epoch = self.sampler.per_epoch // t.batch_size
-        if self.steps_per_epoch == 0:
-            raise ConfigError(f"training.batch_size {t.batch_size} is larger than this rank's share of the "
-                              f"{len(train_ds)} training samples; lower the batch size")
+        tl = train_loader(self.cfg, self.info.rank, self.info.world_size, pin_memory=self.device.startswith("cuda"))
+        self.train_set, self.sampler, self.loader_gen, self.loader = tl.samples, tl.sampler, tl.generator, tl.loader
+        self.steps_per_epoch = tl.steps_per_epoch
 
     def _build_val_loaders(self) -> None:
         """Depth (and ego-motion) validation loaders on rank 0, when validation is on and the split has GT."""
-        from vfdepth_core.datasets import build_dataset, collate_skip_broken
-
-        cfg, t = self.cfg, self.cfg.training
-        self.val_loader = None
-        if self.info.is_main and (t.val_every_epochs or t.val_every_steps) and "gt_depth" in cfg.data.val_requirements:
-            try:
-                val_ds = build_dataset(cfg, "val", skip_broken=True)
-                if len(val_ds):
-                    self.val_loader = DataLoader(val_ds, batch_size=cfg.eval.eval_batch_size, shuffle=False,
-                                                 num_workers=_workers(min(cfg.eval.eval_num_workers, t.num_workers)),
-                                                 collate_fn=collate_skip_broken)
-                    self.val_cameras = [str(c) for c in cfg.data.cameras]
-            except Exception as exc:  # noqa: BLE001 - validation is optional during training
-                logger.warning("no validation during training: %s", exc)
-        self.motion_loader = motion_val_loader(cfg) if self.val_loader is not None else None
+        self.val_loader = depth_val_loader(self.cfg) if self.info.is_main else None
+        self.val_cameras = [str(c) for c in self.cfg.data.cameras]
+        self.motion_loader = motion_val_loader(self.cfg) if self.val_loader is not None else None
 
     def _build_model(self, resume_path: Optional[Path]) -> None:
         """Model, weight average, optimizer, schedule and loss scaler; resumed from `resume_path` when given."""
@@ -192,45 +165,14 @@ class Trainer:
                     self.run_dir, len(self.train_set), self.steps_per_epoch, cfg.training.num_epochs, n_params,
                     self.device, f", {self.info.world_size} processes" if self.info.distributed else "")
 
-    def _resume_path(self) -> Optional[Path]:
-        r = self.args.resume
-        if r is None:
-            return None
-        p = self.ckpt_dir / "latest.pt" if r == "auto" else Path(r)
-        if not p.exists():
-            if r == "auto":
-                logger.warning("--resume: no checkpoint at %s yet; starting a new run", p)
-                return None
-        return p
-
     def _load(self, path: Path) -> None:
         from vfdepth_core.checkpoint import load_checkpoint, restore_rng
 
         ck = load_checkpoint(path, map_location="cpu")
         checks.check_checkpoint_compatible(ck.get("config"), self.cfg, str(path))
-        try:
-            # with a weight average, "model" is the average and "model_train" the weights to continue from
-            self.model_core.load_state_dict(ck.get("model_train", ck["model"]))
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ConfigError(f"checkpoint {path} does not fit this config's model ({first}); use the config it "
-                              f"was trained with") from None
-        if ck.get("optimizer"):
-            self.optimizer.load_state_dict(ck["optimizer"])
-            # the checkpoint's learning rate and schedule continue (an edited training.learning_rate does not
-            # apply to a resumed run)
-            for g in self.optimizer.param_groups:
-                g.setdefault("initial_lr", self.cfg.training.learning_rate)
-        if ck.get("scheduler"):
-            self.scheduler.load_state_dict(ck["scheduler"])
+        restore_training(ck, path, self.model_core, self.optimizer, self.scheduler, self.cfg.training.learning_rate)
         extra = ck.get("extra") or {}
-        self.step = int(ck.get("step", 0))
-        self.epoch = int(extra.get("epoch_in_progress", ck.get("epoch", 0)))
-        self.batch_in_epoch = int(extra.get("batch_in_epoch", 0))
-        if extra.get("world_size", self.info.world_size) != self.info.world_size:
-            logger.warning("resuming a %s-process run with %d processes: the data order of the current epoch "
-                           "restarts", extra.get("world_size"), self.info.world_size)
-            self.batch_in_epoch = 0
+        self.step, self.epoch, self.batch_in_epoch = resume_position(ck, self.info.world_size)
         self.guard.load_state_dict(extra.get("nonfinite", {}))
         self._seconds_before = float(extra.get("train_seconds", 0.0))
         if self.ema is not None:
@@ -248,9 +190,9 @@ class Trainer:
 
     def save(self, per_epoch: Optional[int] = None) -> None:
         """Write latest.pt (and epoch_NNN.pt); every rank's RNG goes into rank 0's file."""
-        from vfdepth_core.checkpoint import rng_state, save_checkpoint
+        from vfdepth_core.checkpoint import rng_state
 
-        rngs = self._gather_rng(rng_state())
+        rngs = gather_by_rank(rng_state(), self.info)
         self._last_save = time.monotonic()
         self._saved_at = (self.step, self.epoch, self.batch_in_epoch)
         if not self.info.is_main:
@@ -267,21 +209,12 @@ class Trainer:
         if self.ema is not None:
             extra["ema_updates"] = self.ema.updates
         if self.last_val is not None:
-            extra["last_val"] = _plain(self.last_val)
+            extra["last_val"] = plain_json(self.last_val)
         if self.best_val is not None:
             extra["best_val"] = dict(self.best_val)
         avg = self.ema.state_dict() if self.ema is not None else None
-        kw = dict(optimizer=self.optimizer, scheduler=self.scheduler, step=self.step, epoch=self.epoch, extra=extra)
-        save_checkpoint(self.ckpt_dir / "latest.pt", self.model_core, self.cfg, averaged=avg, **kw)
-        if per_epoch is not None:  # weights only (as the paper's weights_N); latest.pt is the one to resume
-            save_checkpoint(self.ckpt_dir / f"epoch_{per_epoch:03d}.pt", self.model_core, self.cfg, step=self.step,
-                            epoch=self.epoch, extra={"last_val": extra.get("last_val", {})}, averaged=avg)
-        lg = self.cfg.logging
-        prune_epoch_checkpoints(self.ckpt_dir, lg.keep_last_checkpoints, lg.keep_every_epochs)
-        n, size = disk_use(self.ckpt_dir)
-        logger.info("checkpoint disk use: %d files, %.1f MB in %s (keep_last_checkpoints %d, keep_every_epochs %d%s)",
-                    n, size / 1e6, self.ckpt_dir, lg.keep_last_checkpoints, lg.keep_every_epochs,
-                    ", best.pt" if lg.keep_best else "")
+        write_run_checkpoints(self.ckpt_dir, self.model_core, self.cfg, avg, self.optimizer, self.scheduler, self.step,
+                              self.epoch, extra, per_epoch)
 
     def _save_best(self) -> None:
         """logging.keep_best: best.pt (weights only) when the newest validation has the lowest metric abs_rel."""
@@ -294,7 +227,7 @@ class Trainer:
             return
         self.best_val = {"step": self.step, "abs_rel": float(score)}
         save_checkpoint(self.ckpt_dir / "best.pt", self.model_core, self.cfg, step=self.step, epoch=self.epoch,
-                        extra={"last_val": _plain(self.last_val)},
+                        extra={"last_val": plain_json(self.last_val)},
                         averaged=self.ema.state_dict() if self.ema is not None else None)
         logger.info("best.pt: metric abs_rel %.4f at step %d", score, self.step)
 
@@ -312,15 +245,6 @@ class Trainer:
         lr = t.learning_rate * (1.0 - (1.0 - t.lr_final_fraction) * used)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-
-    def _gather_rng(self, mine: dict) -> dict:
-        if not self.info.distributed:
-            return {"0": mine}
-        import torch.distributed as dist
-
-        out: List[Optional[dict]] = [None] * self.info.world_size
-        dist.all_gather_object(out, mine)
-        return {str(r): s for r, s in enumerate(out)}
 
     # ---- summaries -------------------------------------------------------------------------------
 
@@ -340,31 +264,18 @@ class Trainer:
         self.writer.add_scalar("train/nonfinite_steps", self.guard.total, self.step)
         rec = {"step": self.step, "epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
                "samples_per_s": sps, "elapsed_s": time.monotonic() - self._t_start, **terms}
-        with open(self.run_dir / "train_log.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_jsonl(self.run_dir / "train_log.jsonl", rec)
 
     def log_images(self, batch: dict, outputs) -> None:
-        if self.writer is None:
-            return
-        t = self.cfg.training
-        views = {"depth/pred": outputs.depth, "depth/gt": batch.get("depth_gt"),
-                 "depth/virtual_view": getattr(outputs, "depth_aug", None)}
-        try:
-            self.writer.add_image("input/frame0", viz.mosaic(batch["image"][0, 0].detach().float().cpu().numpy()),
-                                  self.step, dataformats="HWC")
-            for tag, depth in views.items():
-                if depth is not None:
-                    mosaic = viz.depth_mosaic(depth[0].detach().float().cpu().numpy(), t.min_depth, t.max_depth)
-                    self.writer.add_image(tag, mosaic, self.step, dataformats="HWC")
-        except Exception as exc:  # noqa: BLE001 - a summary must never stop training
-            logger.warning("image summary failed: %s", exc)
+        if self.writer is not None:
+            image_summaries(self.writer, batch, outputs, self.step, self.cfg.training.min_depth,
+                            self.cfg.training.max_depth)
 
     # ---- validation ------------------------------------------------------------------------------
 
     def validate(self) -> None:
         if self.val_loader is None or not self.info.is_main:
             return
-        ev = self.cfg.eval
         model = self.model_core
         if self.ema is not None:  # score the weight average, the weights a checkpoint hands out
             if self._ema_model is None:
@@ -373,40 +284,9 @@ class Trainer:
                 self._ema_model = copy.deepcopy(self.model_core)
             self._ema_model.load_state_dict(self.ema.state_dict())
             model = self._ema_model
-        res = evaluate_depth_model(model, self.val_loader, self.val_cameras, self.device,
-                                      ev.eval_min_depth, ev.eval_max_depth, max_samples=ev.eval_max_samples,
-                                      amp=self.cfg.training.amp, unit=ev.eval_unit, median=ev.eval_median)
-        self.last_val = {"step": self.step, "epoch": self.epoch,
-                         "metric": res["metric"]["mean"], "median": res["median"]["mean"],
-                         "median_ratio": (res.get("median_ratio") or {}).get("mean"), "samples": res["samples"],
-                         "elapsed_s": time.monotonic() - self._t_start}
-        for s in ("metric", "median"):
-            for k, v in res[s]["mean"].items():
-                if v is not None:
-                    self.writer.add_scalar(f"val_{s}/{k}", v, self.step)
-        if self.motion_loader is not None:
-            self.last_val["ego_motion"] = self.validate_motion(model)
-        with open(self.run_dir / "val_log.jsonl", "a") as f:
-            f.write(json.dumps(_plain(self.last_val)) + "\n")
-        m, md = res["metric"]["mean"], res["median"]["mean"]
-        logger.info("validation at step %d: metric abs_rel %.3f d1 %.3f | median abs_rel %.3f d1 %.3f (%d samples, %.0f s)",
-                    self.step, _f(m["abs_rel"]), _f(m["d1"]), _f(md["abs_rel"]), _f(md["d1"]), res["samples"],
-                    res["seconds"])
+        self.last_val = run_validation(model, self.val_loader, self.motion_loader, self.val_cameras, self.cfg,
+                                       self.device, self.writer, self.run_dir, self.step, self.epoch, self._t_start)
         self._save_best()
-
-    def validate_motion(self, model) -> dict:
-        """Ego-motion errors on the validation subset (metric, between consecutive samples), logged."""
-        from vfdepth_core.odometry import evaluate_motion_model
-
-        res = evaluate_motion_model(model, self.motion_loader, self.device, self.cfg.eval.eval_max_samples)
-        o = res.get("overall", {})
-        row = {k: o.get(k) for k in ("rel_trans_err_pct", "rel_rot_err_deg_per_m", "rpe_rot_deg", "scale_ratio")}
-        for k, v in row.items():
-            if v is not None:
-                self.writer.add_scalar(f"val_ego_motion/{k}", v, self.step)
-        logger.info("ego motion at step %d: relative translation error %.1f %%, rotation %.3f deg/m, est/gt %.2f",
-                    self.step, _f(row["rel_trans_err_pct"]), _f(row["rel_rot_err_deg_per_m"]), _f(row["scale_ratio"]))
-        return row
 
     # ---- loop ------------------------------------------------------------------------------------
 
@@ -542,14 +422,14 @@ class Trainer:
     def _debug_before_step(self, batch: dict) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("rank %d before step %d: rng digest %s, input digest %s, optimizer digest %s",
-                         self.info.rank, self.step + 1, _digest(torch.get_rng_state()),
-                         {k: _digest(v) for k, v in batch.items() if isinstance(v, torch.Tensor)},
-                         _digest(*[t for st in self.optimizer.state.values() for t in st.values()]))
+                         self.info.rank, self.step + 1, digest(torch.get_rng_state()),
+                         {k: digest(v) for k, v in batch.items() if isinstance(v, torch.Tensor)},
+                         digest(*[t for st in self.optimizer.state.values() for t in st.values()]))
 
     def _debug_after_step(self, batch: dict) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("rank %d step %d samples %s param_checksum %.10e", self.info.rank, self.step,
-                         list(map(int, batch["index"])) if "index" in batch else "?", _checksum(self.model_core))
+                         list(map(int, batch["index"])) if "index" in batch else "?", param_checksum(self.model_core))
 
     def _install_signals(self) -> None:
         def handler(signum, _frame):
@@ -561,103 +441,6 @@ class Trainer:
             signal.signal(signal.SIGINT, handler)
         except ValueError:  # not the main thread
             pass
-
-
-class Progress:
-    """The tqdm bar (None without one) and the samples/s average of the log lines.
-
-    With a time budget (max_minutes from t_start) the bar's total is re-estimated every step as the steps
-    that fit in the minutes left (at most `total`), so tqdm's ETA is the time left, not that of every epoch.
-    """
-
-    def __init__(self, total: int, initial: int, global_batch: int, desc: str, max_minutes: Optional[float],
-                 t_start: float, bar: bool):
-        self.total = total
-        self.global_batch = global_batch
-        self.max_minutes = max_minutes
-        self.t_start = t_start
-        self.sps: Optional[float] = None
-        self._t_last = time.perf_counter()
-        self.bar = None
-        if bar:
-            from tqdm import tqdm
-
-            if max_minutes is not None:
-                desc = f"{desc} (stops after {max_minutes:g} min)"
-            self.bar = tqdm(total=total, initial=min(initial, total), unit="step", dynamic_ncols=True, desc=desc,
-                            file=sys.stderr)
-
-    def start_epoch(self) -> None:
-        self._t_last = time.perf_counter()
-
-    def tick(self) -> None:
-        """One step done: update the samples/s average."""
-        now = time.perf_counter()
-        sps = self.global_batch / max(now - self._t_last, 1e-9)
-        self._t_last = now
-        self.sps = sps if self.sps is None else 0.9 * self.sps + 0.1 * sps
-
-    def show(self, step: int, loss: float, epoch: int, skipped: int) -> None:
-        if self.bar is None:
-            return
-        self.bar.update(1)
-        post = dict(loss=f"{loss:.4f}", sps=f"{self.sps:.2f}", ep=epoch, skipped=skipped)
-        if self.max_minutes is not None:
-            left = max(0.0, self.max_minutes - (time.monotonic() - self.t_start) / 60.0)
-            post["budget_left"] = f"{left:.1f}min"
-            fits = step + int(left * 60.0 * self.sps / self.global_batch)
-            self.bar.total = max(step, min(self.total, fits))
-        self.bar.set_postfix(**post, refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def motion_val_loader(cfg):
-    """Loader of the val split with each sample's previous frame (ego-motion validation), or None."""
-    from vfdepth_core.datasets import build_dataset, collate_skip_broken
-    from vfdepth_core.odometry import MOTION_FRAME_IDS
-
-    try:
-        ds = build_dataset(with_overrides(cfg, ["data.val_requirements=(gt_pose, mask)"]), "val",
-                           frame_ids=MOTION_FRAME_IDS, skip_broken=True)
-    except Exception as exc:  # noqa: BLE001 - validation is optional during training
-        logger.warning("no ego-motion validation during training: %s", exc)
-        return None
-    return DataLoader(ds, batch_size=cfg.eval.eval_batch_size, shuffle=False, collate_fn=collate_skip_broken) if len(ds) else None
-
-
-def _workers(n: int) -> int:
-    """Loader workers: the configured number, at most the CPUs this process may use."""
-    avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(int(n), avail))
-
-
-def _digest(*tensors) -> str:
-    h = hashlib.sha1()
-    for x in tensors:
-        h.update(x.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
-
-
-def _checksum(model) -> float:
-    with torch.no_grad():
-        return float(sum(p.double().sum() for p in model.parameters()))
-
-
-def _f(v) -> float:
-    return float("nan") if v is None else float(v)
-
-
-def _plain(obj):
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 # --------------------------------------------------------------------------------------------------

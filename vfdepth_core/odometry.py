@@ -413,6 +413,15 @@ def dataset_motions(ds) -> Dict[str, List[np.ndarray]]:
     return out
 
 
+def training_steps(cfg) -> List[np.ndarray]:
+    """Every ground-truth motion ``T_egoprev_egocur`` (4, 4) of ``cfg``'s training split, drive after drive:
+    what :func:`best_constant_motion` averages. The split is built with :data:`MOTION_FRAME_IDS` (no pixel is
+    read); a missing or broken split raises the loader's DatasetError."""
+    from vfdepth_core.datasets import build_dataset
+
+    return [T for Ts in dataset_motions(build_dataset(cfg, "train", frame_ids=MOTION_FRAME_IDS)).values() for T in Ts]
+
+
 def best_constant_motion(motions: Sequence[np.ndarray]) -> np.ndarray:
     """The one motion (4, 4) a predictor that ignores the images would output: the mean translation and the
     rotation of the mean axis-angle of ``motions`` (e.g. every step of the training drives)."""
@@ -578,6 +587,7 @@ __all__ = [
     "relative_pose_errors",
     "segment_errors",
     "step_errors",
+    "training_steps",
     "trajectory_errors",
     "umeyama_alignment",
 ]

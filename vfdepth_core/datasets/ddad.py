@@ -36,8 +36,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vfdepth_core.datasets.common import (DatasetError, FrameRef, SampleRef, SurroundDataset, invert_np,
-                                          quat_pose_to_matrix, read_json)
+from vfdepth_core.datasets.common import DatasetError, FrameRef, SampleRef, SurroundDataset
+from vfdepth_core.datasets.files import read_json
+from vfdepth_core.datasets.poses import invert_np, quat_pose_to_matrix
 
 logger = logging.getLogger(__name__)
 

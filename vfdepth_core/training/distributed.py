@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -90,3 +90,12 @@ def batch_to_device(batch: dict, device: str) -> dict:
     non_blocking = device.startswith("cuda")
     return {k: (v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v)
             for k, v in batch.items()}
+
+
+def gather_by_rank(mine: Any, info: DistInfo) -> Dict[str, Any]:
+    """Every rank's `mine` by rank ("0", "1", ...), on every rank (all_gather_object); {"0": mine} alone."""
+    if not info.distributed:
+        return {"0": mine}
+    out: List[Any] = [None] * info.world_size
+    dist.all_gather_object(out, mine)
+    return {str(r): s for r, s in enumerate(out)}

@@ -1,5 +1,5 @@
-"""Files of a run folder: JSON written atomically (readers never see a partial file) and the retention of
-per-epoch checkpoints."""
+"""Files of a run folder: JSON written atomically (readers never see a partial file), JSON-lines logs and the
+retention of per-epoch checkpoints."""
 
 from __future__ import annotations
 
@@ -46,6 +46,23 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, float) and not math.isfinite(o):
         return None
     return str(o)
+
+
+def plain_json(obj: Any) -> Any:
+    """A copy of nested dicts/lists/tuples with string keys, lists for tuples and None for non-finite floats."""
+    if isinstance(obj, dict):
+        return {str(k): plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def append_jsonl(path: str | Path, record: Any) -> None:
+    """Append one JSON line (``train_log.jsonl``, ``val_log.jsonl``)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 _EPOCH_CKPT = re.compile(r"epoch_(\d+)\.pt")

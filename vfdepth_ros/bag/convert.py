@@ -140,7 +140,7 @@ def ddad_recording(ddad_json: str | Path, split: str = "val", scene: int = 0, ca
 def _ddad_events(sc: DDADScene, lidar: bool, description: str) -> Recording:
     """A DDADScene -> Recording: per sample each camera's image and the vehicle pose at the image stamp,
     and with `lidar` the sweep and the vehicle pose at its stamp."""
-    from vfdepth_core.datasets.common import peek_image
+    from vfdepth_core.datasets.files import peek_image
     from vfdepth_core.datasets.ddad import read_lidar_npz
 
     first = sc.samples[0]

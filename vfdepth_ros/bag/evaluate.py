@@ -222,7 +222,8 @@ class _Masks:
     :class:`MaskResolver` and :func:`load_mask`), so evaluate-bag scores the pixels eval.py scores."""
 
     def __init__(self, mask_path: Optional[str], scene: str) -> None:
-        from vfdepth_core.datasets.common import DatasetError, MaskResolver
+        from vfdepth_core.datasets.common import DatasetError
+        from vfdepth_core.datasets.files import MaskResolver
 
         self.scene = scene
         self.cache: Dict[Tuple[str, int, int], Optional[np.ndarray]] = {}
@@ -236,7 +237,8 @@ class _Masks:
             return None
         key = (cam, H, W)
         if key not in self.cache:
-            from vfdepth_core.datasets.common import DatasetError, load_mask
+            from vfdepth_core.datasets.common import DatasetError
+            from vfdepth_core.datasets.files import load_mask
 
             try:
                 p = self.resolver.path(self.scene, cam.upper())

@@ -31,7 +31,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from vfdepth_core.datasets.common import matrix_to_quat_pose
+from vfdepth_core.datasets.poses import matrix_to_quat_pose
 from vfdepth_core.datasets.synthetic.drive import Drive
 
 logger = logging.getLogger(__name__)

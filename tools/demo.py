@@ -6,7 +6,8 @@ Steps (each prints what it does; re-runs reuse what is cached under results/demo
      `vfdepth synth` renders a small synthetic DDAD-format dataset, `training/train.py` trains the CPU
      config on it for --train-steps optimizer steps (a step budget, with a progress bar and ETA: a
      slower machine takes longer but trains the same model) and the last checkpoint is cached.
-  2. bag: `vfdepth bag from-synthetic` renders a drive the model never saw (another seed) -> drive.mcap.
+  2. bag: `vfdepth bag from-synthetic` renders a drive the model never saw (another seed; 10 m/s, or
+     about 5 to 15 m/s with `--drive-speed varied`) -> drive.mcap.
   3. replay: `vfdepth launch` starts the node graph (loopback DDS, own ROS_DOMAIN_ID, use_sim_time),
      `vfdepth bag record` records its outputs, `vfdepth bag play --clock --wait-for-topic camera_01/depth`
      replays the drive paced by the node (no frame dropped on a slow CPU).
@@ -307,6 +308,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--train-scenes", type=int, default=3)
     ap.add_argument("--train-frames", type=int, default=40)
     ap.add_argument("--frames", type=int, default=20, help="frames of the demo drive (10 Hz)")
+    ap.add_argument("--drive-speed", choices=("constant", "varied"), default="constant",
+                    help="the demo drive's speed: 'constant' (default: 10 m/s, as the training drives) or 'varied' "
+                         "(about 5 to 15 m/s, so a motion that ignores the images scores badly on translation)")
     ap.add_argument("--width", type=int, default=160)
     ap.add_argument("--height", type=int, default=96)
     ap.add_argument("--domain-id", type=int, default=int(os.environ.get("VFDEPTH_DEMO_DOMAIN_ID", "42")))
@@ -329,10 +333,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         ckpt = train_model(cache, args)
 
     say("2/5 synthetic drive -> ROS 2 bag")
-    bag = cache / f"drive_{args.frames}f_{args.width}x{args.height}.mcap"
+    speed = "" if args.drive_speed == "constant" else f"_{args.drive_speed}"  # the constant drive keeps its name
+    bag = cache / f"drive_{args.frames}f_{args.width}x{args.height}{speed}.mcap"
     if not bag.is_file():
         run(vfdepth("bag", "from-synthetic", "--rig", "ddad", "--frames", str(args.frames), "--seed", "7",
-                    "--width", str(args.width), "--height", str(args.height), "--out", str(bag)))
+                    "--width", str(args.width), "--height", str(args.height), "--speed", args.drive_speed,
+                    "--out", str(bag)))
     shutil.copy2(bag, out_dir / "drive.mcap")
     bag = out_dir / "drive.mcap"
 

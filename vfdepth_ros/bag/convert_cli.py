@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser, variant: str) -> None:
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--width", type=int, default=None, help="image width (generator default when omitted)")
         parser.add_argument("--height", type=int, default=None, help="image height")
+        parser.add_argument("--speed", choices=("constant", "varied"), default="constant",
+                            help="ego speed: 'constant' (10 m/s) or 'varied' (about 5 to 15 m/s)")
     parser.add_argument("--out", "-o", required=True, help="output: X.mcap (one MCAP file) or a directory (rosbag2)")
     parser.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"))
     parser.add_argument("--compressed", action="store_true",
@@ -52,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
 
         rec = synth_adapter.synthetic_recording(rig=args.rig, frames=args.frames, seed=args.seed, width=args.width,
                                                 height=args.height, lidar=not args.no_lidar,
-                                                progress=not args.no_progress)
+                                                progress=not args.no_progress, speed=args.speed)
     print(f"converting {rec.description}")
     convert.write_recording(rec, args.out, storage=args.storage, compressed=args.compressed, resize=args.resize,
                             overwrite=args.overwrite, progress=not args.no_progress)

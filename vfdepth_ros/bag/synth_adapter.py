@@ -33,13 +33,15 @@ def recording_from_drive(drive: Any, lidar: bool = True) -> Recording:
 
 
 def synthetic_recording(rig: str = "ddad", frames: int = 40, seed: int = 0, width: Optional[int] = None,
-                        height: Optional[int] = None, lidar: bool = True, progress: bool = True) -> Recording:
-    """Generate a drive with the synthetic world and wrap it (rendering shows a progress bar)."""
+                        height: Optional[int] = None, lidar: bool = True, progress: bool = True,
+                        speed: str = "constant") -> Recording:
+    """Generate a drive with the synthetic world and wrap it (rendering shows a progress bar); `speed`: the
+    ego vehicle's ('constant' or 'varied', see vfdepth_core.datasets.synthetic.drive.SPEED_PROFILES)."""
     from tqdm import tqdm
 
     from vfdepth_core.datasets.synthetic import make_drive
 
-    kwargs = {}
+    kwargs: dict = {"speed": speed}
     if width is not None:
         kwargs["width"] = int(width)
     if height is not None:

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", choices=("default", "varied"), default="default",
                         help="world generator: 'default' (a flat, regular street) or 'varied' (per-scene road widths, "
                              "setbacks, walls, parked-car positions, terrain slopes; beyond the paper)")
+    parser.add_argument("--speed", choices=("constant", "varied"), default="constant",
+                        help="ego speed: 'constant' (10 m/s) or 'varied' (speeding up and slowing down between about "
+                             "5 and 15 m/s, per drive; beyond the paper)")
     parser.add_argument("--val-scenes", type=int, default=1, help="how many of the scenes are val (default 1)")
     parser.add_argument("--version", default="v1.0-mini", help="nuScenes table version (nuscenes format)")
     parser.add_argument("--keyframe-every", type=int, default=5,
@@ -105,7 +108,8 @@ def main(args: argparse.Namespace) -> int:
         for i in range(args.scenes):
             yield make_drive(args.rig, args.frames, args.height, args.width, seed=args.seed + i,
                              name=f"synth_{args.rig}_s{args.seed + i:04d}", device=args.device,
-                             progress=lambda: bar.update(1), variety=args.world)
+                             progress=lambda: bar.update(1), variety=args.world,
+                             speed=args.speed)
 
     if fmt == "ddad":
         path = write_ddad(drives(), args.out, splits, write_depth=not args.no_depth)

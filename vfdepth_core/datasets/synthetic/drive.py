@@ -37,6 +37,45 @@ from vfdepth_core.datasets.synthetic.world import (TEX_BODY, Boxes, World, depth
 FRAME_RATE_HZ = 10.0
 SPEED_MPS = 10.0
 START_STAMP_NS = 1_600_000_000_000_000_000
+# The ego vehicle's speed over a drive: 'constant' (SPEED_MPS throughout) or 'varied' (speeding up and slowing
+# down between about 5 and 15 m/s, so that a motion that ignores the images cannot score well on translation).
+SPEED_PROFILES = ("constant", "varied")
+VARIED_SPEED_AMPLITUDE = 0.5  # of SPEED_MPS
+VARIED_SPEED_PERIOD_S = (3.0, 6.0)  # drawn per drive
+
+
+@dataclass(frozen=True)
+class SpeedProfile:
+    """Speed v(t) = mean_mps * (1 + amplitude * sin(2 pi t / period_s + phase)), m/s; ``distance`` is its
+    integral from t = 0 (metres along the lane)."""
+
+    mean_mps: float = SPEED_MPS
+    amplitude: float = 0.0
+    period_s: float = 1.0
+    phase: float = 0.0
+
+    @classmethod
+    def named(cls, name: str, seed: int) -> "SpeedProfile":
+        """One of SPEED_PROFILES; 'varied' draws its period and phase from `seed` (deterministic)."""
+        if name == "constant":
+            return cls()
+        if name == "varied":
+            rng = np.random.default_rng([int(seed), 0x5EED])
+            return cls(SPEED_MPS, VARIED_SPEED_AMPLITUDE, float(rng.uniform(*VARIED_SPEED_PERIOD_S)),
+                       float(rng.uniform(0.0, 2 * math.pi)))
+        raise ValueError(f"unknown speed profile '{name}' (choose from {', '.join(SPEED_PROFILES)})")
+
+    def speed(self, t_s: float) -> float:
+        return self.mean_mps * (1.0 + self.amplitude * math.sin(2 * math.pi * t_s / self.period_s + self.phase))
+
+    def distance(self, t_s: float) -> float:
+        w = 2 * math.pi / self.period_s
+        wobble = self.amplitude / w * (math.cos(self.phase) - math.cos(w * t_s + self.phase))
+        return self.mean_mps * (t_s + wobble)
+
+    @property
+    def max_mps(self) -> float:
+        return self.mean_mps * (1.0 + abs(self.amplitude))
 
 
 @dataclass
@@ -174,10 +213,12 @@ def cast_lidar(world: World, boxes: Boxes, T_world_ego: np.ndarray, mount_m=(0.0
     return torch.cat([p, g[:, None]], 1).cpu().numpy().astype(np.float32)
 
 
-def ego_pose(world: World, t_s: float, s_start: float = 0.0, speed_mps: float = SPEED_MPS) -> np.ndarray:
-    """T_world_ego (4, 4) of the ego vehicle at time t_s, driving its lane at constant speed (on terrain:
-    at the ground's height, pitched with its slope)."""
-    p, h = world.road.pose_at(s_start + speed_mps * t_s, world.road.lane_offset_m)
+def ego_pose(world: World, t_s: float, s_start: float = 0.0, speed_mps: float = SPEED_MPS,
+             profile: Optional[SpeedProfile] = None) -> np.ndarray:
+    """T_world_ego (4, 4) of the ego vehicle at time t_s, driving its lane at constant speed, or as `profile`
+    says when given (on terrain: at the ground's height, pitched with its slope)."""
+    s = s_start + (profile.distance(t_s) if profile is not None else speed_mps * t_s)
+    p, h = world.road.pose_at(s, world.road.lane_offset_m)
     T = np.eye(4)
     T[:2, :2] = [[math.cos(h), -math.sin(h)], [math.sin(h), math.cos(h)]]
     T[:2, 3] = p
@@ -190,8 +231,10 @@ def ego_pose(world: World, t_s: float, s_start: float = 0.0, speed_mps: float = 
 
 
 def iter_frames(world: World, rig: Rig, frames: int, hw: Tuple[int, int], device="cpu",
-                with_lidar: bool = True, start_stamp_ns: int = START_STAMP_NS) -> Iterator[Frame]:
-    """Render `frames` consecutive frames (10 Hz) of the ego drive through `world`."""
+                with_lidar: bool = True, start_stamp_ns: int = START_STAMP_NS,
+                profile: Optional[SpeedProfile] = None) -> Iterator[Frame]:
+    """Render `frames` consecutive frames (10 Hz) of the ego drive through `world` (speed: `profile`, default
+    constant SPEED_MPS)."""
     K = rig.K(hw)
     T_ego_cam = rig.T_ego_cam
     mask = rig.masks(hw)
@@ -199,7 +242,7 @@ def iter_frames(world: World, rig: Rig, frames: int, hw: Tuple[int, int], device
     ldirs = lidar_directions()
     for i in range(frames):
         t_s = i / FRAME_RATE_HZ
-        T = ego_pose(world, t_s)
+        T = ego_pose(world, t_s, profile=profile)
         boxes = world.boxes_at(t_s)
         images, depth = render_cameras(world, boxes, T, K, T_ego_cam, hw, mask, device, rays)
         lidar = cast_lidar(world, boxes, T, rig.lidar_mount_m, dirs=ldirs, device=device) if with_lidar \
@@ -209,16 +252,21 @@ def iter_frames(world: World, rig: Rig, frames: int, hw: Tuple[int, int], device
 
 def make_drive(rig: str | Rig = "ddad", frames: int = 20, height: int = 192, width: int = 320, seed: int = 0,
                name: Optional[str] = None, device="cpu", with_lidar: bool = True, progress=None,
-               variety: str = "default") -> Drive:
+               variety: str = "default", speed: str = "constant") -> Drive:
     """Generate and render one drive (deterministic given `seed`). `progress`: called once per frame;
-    `variety`: the world generator, one of ``WORLD_VARIETIES`` ('default' or 'varied')."""
+    `variety`: the world generator, one of ``WORLD_VARIETIES`` ('default' or 'varied'); `speed`: the ego
+    vehicle's, one of ``SPEED_PROFILES`` ('constant' 10 m/s, or 'varied' about 5 to 15 m/s)."""
     r = RIGS[rig] if isinstance(rig, str) else rig
     hw = (int(height), int(width))
-    world = generate_world(seed, length_m=frames / FRAME_RATE_HZ * SPEED_MPS, variety=variety)
+    profile = SpeedProfile.named(speed, seed)
+    # the constant drive's world is unchanged; a varied one is long enough for the fastest possible drive
+    top = SPEED_MPS if speed == "constant" else profile.max_mps
+    world = generate_world(seed, length_m=frames / FRAME_RATE_HZ * top, variety=variety)
     drive = Drive(name or f"synth_{r.name}_{seed:04d}", r.name, r.camera_names, r.K(hw), r.T_ego_cam.copy(),
                   r.masks(hw))
     stamp0 = START_STAMP_NS + seed * 10**12  # drives of different seeds do not share timestamps
-    for fr in iter_frames(world, r, frames, hw, device, with_lidar, stamp0):
+    for fr in iter_frames(world, r, frames, hw, device, with_lidar, stamp0,
+                          profile=None if speed == "constant" else profile):
         drive.frames.append(fr)
         if progress is not None:
             progress()

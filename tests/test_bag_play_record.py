@@ -50,6 +50,9 @@ def test_play_record_round_trip_byte_identical(tiny_bag, tmp_path, ros_domain_id
     assert rc_p == 0, log_p
     rc_r, log_r = _finish(rec)
     assert rc_r == 0, log_r
+    # each topic is announced once its publisher is seen (scripts wait for it before the publisher sends)
+    for topic in ALL:
+        assert log_r.count(f"matched /{topic.lstrip('/')}\n") == 1, (topic, log_r)
     src, got = read_all(tiny_bag), read_all(out)
     for topic in ALL:
         assert [raw for _, raw in got[topic.lstrip("/")]] == [raw for _, raw in src[topic.lstrip("/")]], topic

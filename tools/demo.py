@@ -200,7 +200,18 @@ def replay(bag: Path, ckpt: Path, outputs: Path, domain_id: int, log_dir: Path) 
     finally:
         watchdog.cancel()
         rec_log.flush()
-    pump = threading.Thread(target=lambda: [rec_log.write(l) for l in record.stdout], daemon=True)
+    matched = {"n": 0}
+    all_matched = threading.Event()
+
+    def pump_recorder() -> None:
+        for line in record.stdout:
+            rec_log.write(line)
+            if " matched " in f" {line}":
+                matched["n"] += 1
+                if matched["n"] >= len(topics):
+                    all_matched.set()
+
+    pump = threading.Thread(target=pump_recorder, daemon=True)
     pump.start()
     launch = subprocess.Popen(vfdepth("launch", "--camera-set", "synthetic", "--checkpoint", str(ckpt),
                                       "--use-sim-time", "--no-respawn"), env=env, cwd=REPO,
@@ -208,6 +219,11 @@ def replay(bag: Path, ckpt: Path, outputs: Path, domain_id: int, log_dir: Path) 
     player = None
     try:
         say(f"node graph started (vfdepth launch, ROS_DOMAIN_ID={domain_id}, loopback DDS); log {log_dir}/launch.log")
+        # the node's outputs are volatile: what it publishes before the recorder has matched it is lost, and
+        # discovery on a busy machine can take longer than a frame
+        if not all_matched.wait(timeout=120):
+            raise SystemExit(f"demo: the recorder matched {matched['n']} of {len(topics)} node outputs within 120 s; "
+                             f"see {log_dir}/launch.log and record.log")
         player = subprocess.Popen(vfdepth("bag", "play", str(bag), "--clock", "--as-fast-as-possible",
                                           "--wait-for-topic", "camera_01/depth", "--wait-timeout", "120",
                                           "--match-timeout", "120"), env=env, cwd=REPO)

@@ -54,6 +54,7 @@ class Recorder:
         self.discovery_timeout_s = discovery_timeout_s
         self.max_messages = max_messages
         self.subscribed: Dict[str, str] = {}
+        self.matched: set = set()  # subscribed topics with a publisher seen (logged once: 'matched TOPIC')
         self.received = 0
         self.last_rx = None
         self.reason = ""
@@ -88,6 +89,14 @@ class Recorder:
             self.subscribed[topic] = msgtype
             log.info("recording %s (%s%s)", topic, msgtype, ", latched" if latched else "")
 
+    def _note_matches(self, node) -> None:
+        """Log 'matched TOPIC' once a subscribed topic has a publisher (a script can wait for it before
+        making the publisher send: volatile messages sent before the match are never delivered)."""
+        for topic in self.subscribed:
+            if topic not in self.matched and node.count_publishers(topic) > 0:
+                self.matched.add(topic)
+                log.info("matched %s", topic)
+
     def _callback(self, topic: str, node):
         def on_msg(raw: bytes) -> None:
             t = node.get_clock().now().nanoseconds
@@ -95,6 +104,16 @@ class Recorder:
             self.received += 1
             self.last_rx = time.monotonic()
         return on_msg
+
+    def _drain(self, executor, quiet_s: float = 0.3, max_s: float = 3.0) -> None:
+        """Take what is already on its way: spin until nothing arrived for `quiet_s` (at most `max_s`), so a
+        busy machine's late deliveries are not lost at a stop."""
+        t0 = last = time.monotonic()
+        seen = self.received
+        while time.monotonic() - last < quiet_s and time.monotonic() - t0 < max_s:
+            executor.spin_once(timeout_sec=0.02)
+            if self.received != seen:
+                seen, last = self.received, time.monotonic()
 
     def run(self, stop=None) -> Dict[str, int]:
         from vfdepth_ros.bag.rosnode import StopFlag, init_rclpy, pid_alive
@@ -116,8 +135,10 @@ class Recorder:
             while not self.stop.is_set():
                 executor.spin_once(timeout_sec=0.05)
                 now = time.monotonic()
-                if now - last_graph > 0.25 and len(self.subscribed) < len(self.want):
-                    self._try_subscribe(node)
+                if now - last_graph > 0.25 and len(self.matched) < len(self.want):
+                    if len(self.subscribed) < len(self.want):
+                        self._try_subscribe(node)
+                    self._note_matches(node)
                     last_graph = now
                     if (self.discovery_timeout_s is not None and now - t_start > self.discovery_timeout_s
                             and not self.subscribed):
@@ -143,8 +164,7 @@ class Recorder:
                     break
             if self.stop.is_set():
                 self.reason = "signal" if self.stop.signal else "stopped"
-                for _ in range(5):  # take what is already delivered
-                    executor.spin_once(timeout_sec=0.01)
+                self._drain(executor)
         except BaseException:
             self.writer.close()
             raise

@@ -175,8 +175,9 @@ class Launcher:
         """Start, supervise until SIGINT/SIGTERM or until every process has ended, stop. Exit code:
         0, or the first nonzero exit code of a process that ended on its own.
 
-        ``restore_signals=False`` (the CLI, which exits next) keeps the stop handlers installed, so a
-        second SIGINT/SIGTERM arriving after the stop is no KeyboardInterrupt on the way out."""
+        ``restore_signals=False`` (the CLI, which exits next) ignores SIGINT/SIGTERM once the graph is down,
+        so a second one on the way out neither raises KeyboardInterrupt nor kills the process (Python's
+        finalization puts SIG_DFL back in place of handlers written in Python: exit -2)."""
         stop = threading.Event()
 
         def handler(signum, frame):  # noqa: ARG001
@@ -189,9 +190,8 @@ class Launcher:
                 stop.wait(poll_s)
         finally:
             self.stop()
-            if restore_signals:
-                for s, h in old.items():
-                    signal.signal(s, h)
+            for s, h in old.items():
+                signal.signal(s, h if restore_signals else signal.SIG_IGN)
         if stop.is_set():
             return 0
         bad = [c.exit_codes[-1] for c in self.children if c.exit_codes and c.exit_codes[-1] not in (0, None)]
@@ -304,12 +304,7 @@ def main(args: argparse.Namespace) -> int:
         for c in launcher.children:
             print(f"{c.name}: {' '.join(c.cmd)}")
         return 0
-    code = launcher.run(restore_signals=False)
-    # Python's finalization puts SIG_DFL back in place of handlers written in Python, so a second Ctrl-C
-    # arriving while this process exits would kill it (exit -2): the graph is down, ignore further stops.
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, signal.SIG_IGN)
-    return code
+    return launcher.run(restore_signals=False)
 
 
 if __name__ == "__main__":

@@ -157,9 +157,7 @@ class Recorder:
                     self.reason = f"{self.max_messages} messages recorded"
                     break
                 if self.until_pid is not None and not pid_alive(self.until_pid):
-                    # drain what is already delivered, then stop
-                    for _ in range(20):
-                        executor.spin_once(timeout_sec=0.05)
+                    self._drain(executor)  # what is already on its way, then stop
                     self.reason = f"process {self.until_pid} exited"
                     break
             if self.stop.is_set():

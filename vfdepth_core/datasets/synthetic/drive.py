@@ -259,14 +259,12 @@ def make_drive(rig: str | Rig = "ddad", frames: int = 20, height: int = 192, wid
     r = RIGS[rig] if isinstance(rig, str) else rig
     hw = (int(height), int(width))
     profile = SpeedProfile.named(speed, seed)
-    # the constant drive's world is unchanged; a varied one is long enough for the fastest possible drive
-    top = SPEED_MPS if speed == "constant" else profile.max_mps
-    world = generate_world(seed, length_m=frames / FRAME_RATE_HZ * top, variety=variety)
+    # long enough for the fastest possible drive (the constant one: SPEED_MPS, its world unchanged)
+    world = generate_world(seed, length_m=frames / FRAME_RATE_HZ * profile.max_mps, variety=variety)
     drive = Drive(name or f"synth_{r.name}_{seed:04d}", r.name, r.camera_names, r.K(hw), r.T_ego_cam.copy(),
                   r.masks(hw))
     stamp0 = START_STAMP_NS + seed * 10**12  # drives of different seeds do not share timestamps
-    for fr in iter_frames(world, r, frames, hw, device, with_lidar, stamp0,
-                          profile=None if speed == "constant" else profile):
+    for fr in iter_frames(world, r, frames, hw, device, with_lidar, stamp0, profile=profile):
         drive.frames.append(fr)
         if progress is not None:
             progress()

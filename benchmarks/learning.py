@@ -68,8 +68,13 @@ def parse_args(argv=None):
     ap.add_argument("--world", choices=("default", "varied"), default="default",
                     help="synthetic world: 'default' (the regular street) or 'varied' (per-scene layouts a "
                          "per-pixel prior cannot guess; vfdepth synth --world)")
+    ap.add_argument("--speed", choices=("constant", "varied"), default="constant",
+                    help="ego speed of the generated drives: 'constant' (10 m/s) or 'varied' (about 5-15 m/s, "
+                         "changing within a drive: a pose net that learnt one constant motion scores badly; "
+                         "vfdepth synth --speed)")
     ap.add_argument("--data_dir", default=None,
-                    help="generated world (default input_data/learning_synthetic, _varied for --world varied)")
+                    help="generated world (default input_data/learning_synthetic, + _varied for --world varied, "
+                         "+ _varied_speed for --speed varied)")
     ap.add_argument("--out", default=str(ROOT / "results" / "learning"))
     ap.add_argument("--config_file", default=str(CONFIG))
     ap.add_argument("--set", action="append", default=[],
@@ -95,7 +100,8 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     args.set = ([] if args.paper_objective else list(BENCH_SETS)) + list(args.set)
     if args.data_dir is None:
-        suffix = "" if args.world == "default" else "_" + args.world
+        suffix = ("" if args.world == "default" else "_" + args.world) + \
+                 ("" if args.speed == "constant" else "_" + args.speed + "_speed")
         args.data_dir = str(ROOT / "input_data" / ("learning_synthetic" + suffix))
     return args
 
@@ -108,7 +114,7 @@ def generate(args) -> Path:
         return ds_json
     cmd = [sys.executable, "-m", "vfdepth_ros.cli", "synth", "--rig", "ddad", "--scenes", str(args.scenes),
            "--val-scenes", str(args.val_scenes), "--frames", str(args.frames), "--height", "192", "--width", "320",
-           "--seed", str(args.seed), "--out", str(data), "--threads", str(args.threads), "--world", args.world]
+           "--seed", str(args.seed), "--out", str(data), "--threads", str(args.threads), "--world", args.world, "--speed", args.speed]
     logger.info("generating: %s", " ".join(cmd))
     subprocess.run(cmd, check=True, cwd=ROOT)
     return ds_json

@@ -158,3 +158,20 @@ def test_objective_check_at_a_resolution_other_than_the_rendered_one(bench, tmp_
     assert truth < rows["gt_depth_no_motion"]["total"] and truth < rows["constant_10m"]["total"]
     d = bench.dense_depth_at([str(p) for p in sorted((tmp_path / "syn").rglob("rgb/*/*.png"))[:1]], (32, 64))
     assert d.shape == (1, 1, 1, 32, 64) and float(d.min()) >= 0.5
+
+
+def test_world_and_speed_choose_the_data_folder_and_reach_the_generator(bench, tmp_path, monkeypatch):
+    """Each (world, speed) pair has its own generated folder, and the generator is asked for exactly that pair."""
+    folders = {(w, s): Path(bench.parse_args(["--world", w, "--speed", s]).data_dir).name
+               for w in ("default", "varied") for s in ("constant", "varied")}
+    assert folders == {("default", "constant"): "learning_synthetic",
+                       ("varied", "constant"): "learning_synthetic_varied",
+                       ("default", "varied"): "learning_synthetic_varied_speed",
+                       ("varied", "varied"): "learning_synthetic_varied_varied_speed"}
+    calls = []
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    args = bench.parse_args(["--speed", "varied", "--data_dir", str(tmp_path / "w")])
+    bench.generate(args)
+    cmd = calls[0]
+    assert cmd[cmd.index("--speed") + 1] == "varied" and cmd[cmd.index("--world") + 1] == "default"
+    assert cmd[cmd.index("--out") + 1] == str(tmp_path / "w")

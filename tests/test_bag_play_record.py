@@ -236,3 +236,44 @@ def test_play_refuses_a_damaged_bag(tiny_bag, tmp_path, ros_domain_id):
                   ros_domain_id)
     rc, log = _finish(play, timeout=60)
     assert rc == 2 and f"read {n - 1} of the {n} messages its index lists" in log and "Traceback" not in log, log
+
+
+class _GraphOnlyNode:
+    """Just the graph queries the recorder makes: one topic of a type unknown here, one it knows, both with a
+    publisher."""
+
+    def __init__(self):
+        self.graph = [("/custom", ["acme_msgs/msg/Widget"]), ("/odom", ["nav_msgs/msg/Odometry"])]
+        self.subscriptions = []
+
+    def get_publishers_info_by_topic(self, topic):
+        return [object()] if topic == "/custom" else []  # discovered; /odom's type is given
+
+    def get_topic_names_and_types(self):
+        return self.graph
+
+    def count_publishers(self, topic):
+        return 1
+
+    def create_subscription(self, cls, topic, cb, qos, raw=False):
+        self.subscriptions.append(topic)
+
+
+def test_recorder_never_announces_a_topic_it_does_not_record(tmp_path, caplog):
+    """A discovered topic of an unknown type is logged as not recorded and never as 'matched' (a script that
+    waits for 'matched TOPIC' before it sends must not start on a topic that lands nowhere)."""
+    from vfdepth_ros.bag.recorder import Recorder
+
+    rec = Recorder(tmp_path / "r.mcap", ["/custom", "/odom:nav_msgs/msg/Odometry"])
+    node = _GraphOnlyNode()
+    rec.writer.open()
+    try:
+        with caplog.at_level("INFO", logger="vfdepth_ros.bag.recorder"):
+            rec._try_subscribe(node)
+            rec._note_matches(node)
+    finally:
+        rec.writer.close()
+    assert node.subscriptions == ["/odom"]
+    assert rec.matched == {"/odom"} and rec.unrecorded == {"/custom"}
+    assert "matched /custom" not in caplog.text and "matched /odom" in caplog.text
+    assert "acme_msgs/msg/Widget unknown here; not recording it" in caplog.text

@@ -55,6 +55,7 @@ class Recorder:
         self.max_messages = max_messages
         self.subscribed: Dict[str, str] = {}
         self.matched: set = set()  # subscribed topics with a publisher seen (logged once: 'matched TOPIC')
+        self.unrecorded: set = set()  # discovered topics of a type unknown here (in `subscribed`, never recorded)
         self.received = 0
         self.last_rx = None
         self.reason = ""
@@ -78,6 +79,7 @@ class Recorder:
             if cls is None or msgtype not in cv.typestore().types:
                 log.error("%s: message type %s unknown here; not recording it", topic, msgtype)
                 self.subscribed[topic] = msgtype
+                self.unrecorded.add(topic)
                 continue
             from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 
@@ -91,9 +93,10 @@ class Recorder:
 
     def _note_matches(self, node) -> None:
         """Log 'matched TOPIC' once a subscribed topic has a publisher (a script can wait for it before
-        making the publisher send: volatile messages sent before the match are never delivered)."""
+        making the publisher send: volatile messages sent before the match are never delivered). A topic
+        that is not recorded (unknown type) is never announced: a script waiting for it must not start."""
         for topic in self.subscribed:
-            if topic not in self.matched and node.count_publishers(topic) > 0:
+            if topic not in self.matched and topic not in self.unrecorded and node.count_publishers(topic) > 0:
                 self.matched.add(topic)
                 log.info("matched %s", topic)
 
@@ -135,7 +138,7 @@ class Recorder:
             while not self.stop.is_set():
                 executor.spin_once(timeout_sec=0.05)
                 now = time.monotonic()
-                if now - last_graph > 0.25 and len(self.matched) < len(self.want):
+                if now - last_graph > 0.25 and len(self.matched) + len(self.unrecorded) < len(self.want):
                     if len(self.subscribed) < len(self.want):
                         self._try_subscribe(node)
                     self._note_matches(node)

@@ -434,3 +434,21 @@ def test_shape_errors_name_the_argument(call, name):
     assert msg.startswith(f"{name} must "), msg
     assert "\n" not in msg
     assert isinstance(exc.value, ValueError)
+
+
+def test_mounted_camera_pose_follows_rep103_body_and_opencv_optical_axes():
+    """Known answers: unturned, the camera looks along the vehicle's +x with image-down = vehicle -z and
+    image-right = vehicle -y; yaw 90 deg looks left (+y); pitch 90 deg looks down (-z); position is kept."""
+    T = g.mounted_camera_pose(1.5, -0.2, 1.6, 0.0, 0.0, 0.0)
+    assert T.dtype == torch.float64
+    torch.testing.assert_close(T[:3, 2], torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(T[:3, 1], torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64))
+    torch.testing.assert_close(T[:3, 0], torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(T[:3, 3], torch.tensor([1.5, -0.2, 1.6], dtype=torch.float64))
+    left = g.mounted_camera_pose(0, 0, 0, 0.0, 0.0, 90.0)
+    torch.testing.assert_close(left[:3, 2], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12, rtol=0)
+    down = g.mounted_camera_pose(0, 0, 0, 0.0, 90.0, 0.0)
+    torch.testing.assert_close(down[:3, 2], torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64), atol=1e-12, rtol=0)
+    # radians give the same pose
+    torch.testing.assert_close(g.mounted_camera_pose(0, 0, 0, 0.1, 0.2, 0.3, degrees=False),
+                               g.mounted_camera_pose(0, 0, 0, *(math.degrees(a) for a in (0.1, 0.2, 0.3))))

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from vfdepth_core import geometry
 from vfdepth_ros import params as P
 
 
@@ -68,7 +69,7 @@ camera_05: {frame_id: cam5, width: 96, height: 64, fx: 40, fy: 41, cx: 47.5, cy:
             T_ego_cam: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]}
 """)
     cal = P.load_calibration_file(str(f), ["camera_01", "camera_05"])
-    np.testing.assert_allclose(cal["camera_01"].T_ego_cam[:3, :3], P.R_BODY_OPTICAL, atol=1e-12)
+    np.testing.assert_allclose(cal["camera_01"].T_ego_cam[:3, :3], geometry.R_BODY_OPTICAL.numpy(), atol=1e-12)
     assert cal["camera_05"].frame_id == "cam5" and cal["camera_05"].K[1, 1] == 41 and cal["camera_05"].hw == (64, 96)
     with pytest.raises(P.ParamError, match="no entry for camera 'camera_06'"):
         P.load_calibration_file(str(f), ["camera_06"])

@@ -227,6 +227,19 @@ def euler_to_rotmat(roll: Tensor | float, pitch: Tensor | float, yaw: Tensor | f
     return Rz @ Ry @ Rx
 
 
+# OpenCV optical axes (x right, y down, z forward) in a body frame with x forward, y left, z up (ROS REP 103):
+# the rotation T_body_optical of a camera whose body has roll = pitch = yaw = 0 (it looks along body +x).
+R_BODY_OPTICAL = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
+
+
+def mounted_camera_pose(x: float, y: float, z: float, roll: float, pitch: float, yaw: float,
+                        degrees: bool = True) -> Tensor:
+    """T_ego_cam (4, 4) float64 of the optical frame of a camera whose body sits at (x, y, z) in the vehicle
+    frame, turned by roll/pitch/yaw (euler_to_rotmat); all angles zero looks along the vehicle's +x."""
+    R = euler_to_rotmat(float(roll), float(pitch), float(yaw), degrees=degrees).double() @ R_BODY_OPTICAL
+    return make_transform(R, torch.tensor([float(x), float(y), float(z)], dtype=torch.float64))
+
+
 def pose_vec_to_transform(axis_angle: Tensor, translation: Tensor) -> Tensor:
     """(*, 3) axis-angle (rad) + (*, 3) translation (m) -> T (*, 4, 4) = [R | t]."""
     return make_transform(axis_angle_to_rotmat(axis_angle), translation)

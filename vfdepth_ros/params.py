@@ -24,11 +24,6 @@ from vfdepth_core.config import DDAD_CAMERAS, NUSCENES_CAMERAS
 
 logger = logging.getLogger(__name__)
 
-# OpenCV optical axes (x right, y down, z forward) expressed in a ROS body frame (x forward, y left,
-# z up): the rotation T_body_optical used by every camera mounted with roll = pitch = yaw = 0.
-R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-
-
 class ParamError(ValueError):
     """A node parameter has a bad value; the message names the parameter and the fix."""
 
@@ -285,11 +280,7 @@ def virtual_camera(v: VirtualCameraParams, net_hw: Tuple[int, int], K_ref_net: n
         K = K.numpy()
     else:
         K = np.asarray(K_ref_net, dtype=np.float64).reshape(3, 3)
-    R_ego_body = geometry.euler_to_rotmat(float(v.roll_deg), float(v.pitch_deg), float(v.yaw_deg), degrees=True)
-    T = np.eye(4)
-    T[:3, :3] = R_ego_body.double().numpy() @ R_BODY_OPTICAL
-    T[:3, 3] = (v.x, v.y, v.z)
-    return K, T
+    return K, geometry.mounted_camera_pose(v.x, v.y, v.z, v.roll_deg, v.pitch_deg, v.yaw_deg).numpy()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,5 +370,4 @@ def with_values(p: NodeParams, changes: Mapping[str, Any]) -> NodeParams:
 
 __all__ = ["PARAMETERS", "SPECS", "ParamSpec", "ParamError", "NodeParams", "VirtualCameraParams",
            "node_params_from_values", "params_to_values", "with_values", "load_predictor", "virtual_camera",
-           "CameraCalibration", "load_calibration_file", "calibration_for", "DDAD_CAMERAS", "NUSCENES_CAMERAS",
-           "R_BODY_OPTICAL"]
+           "CameraCalibration", "load_calibration_file", "calibration_for", "DDAD_CAMERAS", "NUSCENES_CAMERAS"]

@@ -14,7 +14,6 @@ import numpy as np
 
 from vfdepth_core import geometry
 from vfdepth_core.config import DDAD_CAMERAS
-from vfdepth_ros.params import R_BODY_OPTICAL
 
 CAMERAS = DDAD_CAMERAS
 YAWS_DEG = (0.0, 60.0, -60.0, 120.0, -120.0, 180.0)
@@ -31,11 +30,8 @@ def rig_extrinsics() -> List[np.ndarray]:
     """T_ego_cam (4, 4) float64 per camera, in CAMERAS order."""
     out = []
     for yaw in YAWS_DEG:
-        R = geometry.euler_to_rotmat(0.0, 0.0, yaw).double().numpy()
-        T = np.eye(4)
-        T[:3, :3] = R @ R_BODY_OPTICAL
-        T[:3, 3] = R @ np.array([1.0, 0.0, 0.0]) + [0, 0, 1.6]
-        out.append(T)
+        a = np.deg2rad(yaw)
+        out.append(geometry.mounted_camera_pose(np.cos(a), np.sin(a), 1.6, 0.0, 0.0, yaw).numpy())
     return out
 
 

@@ -239,6 +239,24 @@ def test_linear_lr_schedule_follows_the_budget_and_resumes(data_json, tmp_path):
     assert ck["step"] == 4 and ck["extra"]["train_seconds"] > 0
 
 
+def test_lr_warmup_ramps_either_schedule_and_the_log_has_the_step_diagnostics(data_json, tmp_path):
+    """training.lr_warmup_steps (beyond the paper): the first N steps run at (k/N) of the schedule's rate, then
+    the schedule's own; every logged step carries the gradient norm and the size of the predicted motion."""
+    for schedule in ("step", "linear"):
+        run = tmp_path / schedule
+        p = run_script(TRAIN, tiny_args(data_json, run, "--set", "training.lr_warmup_steps=2", "--set",
+                                        f"training.lr_schedule={schedule}", "--set", "training.max_steps=3",
+                                        "--set", "training.lr_final_fraction=0.4", "--set", "training.grad_clip_norm=0.5"))
+        assert p.returncode == 0, p.stderr[-3000:]
+        rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+        lrs = [r["lr"] for r in rows]
+        plain = [1e-4] * 3 if schedule == "step" else [1e-4 * (1 - 0.6 * k / 3) for k in range(3)]
+        assert lrs == pytest.approx([plain[0] / 2, plain[1], plain[2]], rel=1e-6), schedule
+        for r in rows:
+            assert r["grad_norm"] > 0 and math.isfinite(r["grad_norm"])
+            assert 0 <= r["pose_t_m"] < 10 and 0 <= r["pose_rot_deg"] < 180
+
+
 def test_unknown_lr_schedule_is_refused(capsys, train_mod, data_json, tmp_path):
     _expect_error(capsys, train_mod, tiny_args(data_json, tmp_path / "run", "--set", "training.lr_schedule=cosine"),
                   "training.lr_schedule", "'linear'")

@@ -141,3 +141,44 @@ def test_weight_ema_known_answer_and_ramp():
     assert float(ema.state_dict()["weight"]) == pytest.approx(0.5 * 3.0 + 0.5 * 5.0, abs=1e-4)
     with pytest.raises(ValueError, match="does not fit"):
         ema.load_state_dict({"weight": torch.ones(1)}, 3)
+
+
+def test_warmup_factor_ramps_to_one():
+    from vfdepth_core.training.optim import warmup_factor
+
+    assert [warmup_factor(s, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+
+
+def test_step_diagnostics_norm_clip_and_motion_size():
+    """Known answers: the logged norm is the gradient's before clipping; with a clip norm the gradient ends
+    at exactly that norm, without one it is untouched; the motion size is the mean translation length and
+    rotation angle over batch and frames."""
+    import math
+
+    from types import SimpleNamespace
+
+    from vfdepth_core import geometry
+    from vfdepth_core.training.optim import step_diagnostics
+
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+    a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
+    T1 = geometry.make_transform(geometry.euler_to_rotmat(0.0, 0.0, 10.0).float(), torch.tensor([1.0, 0.0, 0.0]))
+    T2 = geometry.make_transform(torch.eye(3), torch.tensor([0.0, 3.0, 0.0]))
+    outputs = SimpleNamespace(T_egosrc_egotgt={-1: T1[None], 1: T2[None]})
+    d = step_diagnostics([a, b], 0.0, outputs)
+    assert d["grad_norm"] == pytest.approx(5.0) and a.grad.tolist() == [3.0, 0.0]  # no clipping
+    assert d["pose_t_m"] == pytest.approx(2.0) and d["pose_rot_deg"] == pytest.approx(5.0, abs=1e-3)
+    d = step_diagnostics([a, b], 1.0)
+    assert d["grad_norm"] == pytest.approx(5.0) and "pose_t_m" not in d
+    assert math.hypot(*a.grad.tolist(), *b.grad.tolist()) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_warmup_and_clip_keys_refuse_negative_values():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "training/configs/synthetic/synthetic_cpu.yaml", [])
+    assert cfg.training.lr_warmup_steps == 0 and cfg.training.grad_clip_norm == 0.0  # the paper: off
+    for key, bad in (("training.lr_warmup_steps", "-1"), ("training.grad_clip_norm", "-0.5")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            with_overrides(cfg, [f"{key}={bad}"])

@@ -38,7 +38,8 @@ from vfdepth_core.training.distributed import (DistInfo, all_reduce_mean, batch_
 from vfdepth_core.training.ema import WeightEMA
 from vfdepth_core.training.files import append_jsonl, plain_json
 from vfdepth_core.training.loaders import depth_val_loader, motion_val_loader, train_loader
-from vfdepth_core.training.optim import NonFiniteGuard, TrainingAbort, autocast, grads_finite, make_adam
+from vfdepth_core.training.optim import (DIAGNOSTIC_KEYS, NonFiniteGuard, TrainingAbort, autocast, grads_finite,
+                                         make_adam, step_diagnostics, warmup_factor)
 from vfdepth_core.training.progress import Progress
 from vfdepth_core.training.run_checkpoints import (restore_training, resume_checkpoint, resume_position,
                                                    write_run_checkpoints)
@@ -237,12 +238,20 @@ class Trainer:
         return self._seconds_before + (time.monotonic() - start if start is not None else 0.0)
 
     def _apply_lr_schedule(self, total_steps: int) -> None:
-        """training.lr_schedule 'linear': set the learning rate for the coming step from the budget used."""
+        """Set the learning rate for the coming step: training.lr_schedule 'linear' from the budget used, and
+        within the first training.lr_warmup_steps a linear ramp on top of either schedule (the 'step'
+        schedule's StepLR carries on from the full rate once the ramp is over)."""
         t = self.cfg.training
-        if t.lr_schedule != "linear":
+        warm = t.lr_warmup_steps > 0 and self.step <= t.lr_warmup_steps
+        if t.lr_schedule == "linear":
+            used = min(1.0, max(self.step / max(1, total_steps), self._time_used))
+            lr = t.learning_rate * (1.0 - (1.0 - t.lr_final_fraction) * used)
+        elif warm:
+            lr = t.learning_rate * 0.1 ** (self.epoch // max(1, t.scheduler_step_size))  # what StepLR holds now
+        else:
             return
-        used = min(1.0, max(self.step / max(1, total_steps), self._time_used))
-        lr = t.learning_rate * (1.0 - (1.0 - t.lr_final_fraction) * used)
+        if warm:
+            lr *= warmup_factor(self.step, t.lr_warmup_steps)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
 
@@ -257,7 +266,7 @@ class Trainer:
         if self.writer is None:
             return
         for k, v in terms.items():
-            self.writer.add_scalar(f"loss/{k}", v, self.step)
+            self.writer.add_scalar(f"{'train' if k in DIAGNOSTIC_KEYS else 'loss'}/{k}", v, self.step)
         self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.step)
         self.writer.add_scalar("train/samples_per_s", sps, self.step)
         self.writer.add_scalar("train/epoch", self.epoch, self.step)
@@ -327,14 +336,17 @@ class Trainer:
         loss_ok = torch.isfinite(all_reduce_mean(total.detach().float().reshape(1), self.info)).all()
         ok = self.guard.check(torch.tensor(0.0 if (bool(loss_ok) and grads_finite(self.model.parameters()))
                                            else float("nan")), self.step + 1)
+        diag = {}
         if ok:
+            self.scaler.unscale_(self.optimizer)  # no-op unless fp16 on CUDA: the norm is the true gradient's
+            diag = step_diagnostics(self.model.parameters(), t.grad_clip_norm, outputs)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             if self.ema is not None:
                 self.ema.update(self.model_core)
         else:
             self.optimizer.zero_grad(set_to_none=True)
-        return ok, {k: float(v.detach()) for k, v in terms.items()}, outputs
+        return ok, {**{k: float(v.detach()) for k, v in terms.items()}, **diag}, outputs
 
     def train(self) -> int:
         """Epochs of steps until the last epoch, training.max_steps/max_minutes or a signal; then a final

@@ -187,6 +187,13 @@ class TrainingConfig:
     # checkpoint's "model" is then the average (what eval.py, the node and Predictor load) and
     # "model_train" the optimizer's weights (what --resume continues); validation scores the average.
     ema_decay: float = 0.0
+    # Beyond the paper (0 = off, the paper): clip the gradient's global L2 norm to this value before each
+    # optimizer step. The step's norm (before clipping) is logged either way (train_log.jsonl 'grad_norm').
+    grad_clip_norm: float = 0.0
+    # Beyond the paper (0 = off, the paper): ramp the learning rate linearly from 1/N of its value up to it
+    # over the first N optimizer steps, on top of lr_schedule. Adam's first steps move every weight by about
+    # the learning rate whatever the gradient; an unnormalised head (the pose net's) can run away there.
+    lr_warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -469,6 +476,12 @@ def validate(cfg: Config, source: str = "<config>") -> None:
                           f"got {t.lr_schedule!r}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"{source}: training.ema_decay must lie in [0, 1) (0 = no weight average), got {t.ema_decay}")
+    if t.lr_warmup_steps < 0:
+        raise ConfigError(f"{source}: training.lr_warmup_steps must be >= 0 (0 = no warm-up, the paper), got "
+                          f"{t.lr_warmup_steps}")
+    if not t.grad_clip_norm >= 0.0:
+        raise ConfigError(f"{source}: training.grad_clip_norm must be >= 0 (0 = no clipping, the paper), got "
+                          f"{t.grad_clip_norm}")
     if not 0.0 <= t.lr_final_fraction <= 1.0:
         raise ConfigError(f"{source}: training.lr_final_fraction must lie in [0, 1], got {t.lr_final_fraction}")
     lg = cfg.logging

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 
 import torch
 
@@ -78,3 +79,34 @@ class NonFiniteGuard:
     def load_state_dict(self, s: dict) -> None:
         self.total = int(s.get("total", 0))
         self.consecutive = int(s.get("consecutive", 0))
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """The learning-rate factor of the optimizer step that follows `step` completed ones: (step + 1) /
+    warmup_steps during the ramp, 1 after it (training.lr_warmup_steps, beyond the paper; 0 = no ramp)."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
+
+
+DIAGNOSTIC_KEYS = ("grad_norm", "pose_t_m", "pose_rot_deg")
+
+
+def step_diagnostics(parameters, clip_norm: float, outputs=None) -> dict:
+    """What one step is about to do, for the train log: the gradient's global L2 norm (before clipping) and,
+    with ``clip_norm > 0`` (training.grad_clip_norm, beyond the paper), the gradient clipped to that norm in
+    place; with the model's outputs also the size of its predicted motions (mean over the batch and the
+    context frames: translation in metres, rotation in degrees, vehicle frame). A pose net running away shows
+    there long before the depth metrics tell."""
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
+        return {}
+    norm = torch.nn.utils.clip_grad_norm_(params, clip_norm if clip_norm > 0 else math.inf)
+    out = {"grad_norm": float(norm)}
+    motions = list(getattr(outputs, "T_egosrc_egotgt", {}).values()) if outputs is not None else []
+    if motions:
+        T = torch.stack([m.detach().float() for m in motions])  # (F, B, 4, 4)
+        cos = ((T[..., 0, 0] + T[..., 1, 1] + T[..., 2, 2] - 1.0) / 2.0).clamp(-1.0, 1.0)
+        out["pose_t_m"] = float(T[..., :3, 3].norm(dim=-1).mean())
+        out["pose_rot_deg"] = float(torch.rad2deg(torch.acos(cos)).mean())
+    return out

@@ -162,3 +162,19 @@ def test_skip_decoder_gradients_reach_early_encoder_levels():
     assert model.depth_net.decoder.stages[1][1][0].in_channels == 32 + 64
     g = model.depth_net.encoder.layer1[0].conv1.weight.grad
     assert g is not None and g.abs().sum() > 0
+
+
+@pytest.mark.parametrize("limit,expected", [(4.0, 4.0), (0.0, 10.0)])
+def test_pose_translation_limit_clamps_or_passes(limit, expected):
+    """model.pose_translation_limit_m: each translation component is clamped to +-limit (the default 4 m);
+    0 passes the head's output through (a clamped component gets no gradient: a run that overshoots stays)."""
+    torch.manual_seed(0)
+    model = VFDepth(tiny_config(6, model__pose_translation_scale=1.0, model__pose_translation_limit_m=limit)).eval()
+    last = model.pose_net.pose_head.pose2
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 10.0, -10.0, 0.5]))
+    b = make_batch(6, batch=1)
+    T = model.predict_pose(b["image_aug"][:, 1], b["image_aug"][:, 0], b["K"], b["T_ego_cam"])
+    torch.testing.assert_close(T[0, :3, 3], torch.tensor([expected, -expected, 0.5]))
+    torch.testing.assert_close(T[0, :3, :3], torch.eye(3))

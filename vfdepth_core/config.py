@@ -56,6 +56,10 @@ class ModelConfig:
     # for rotation (radians), so a random-init head starts near no motion and must grow its output ~100x to
     # reach ~1 m per frame. Beyond the paper, a larger value lets a short run learn the metric motion.
     pose_translation_scale: float = 0.01
+    # This project's guard (not in the paper's equations): each translation component of the fused pose net
+    # is clamped to +-this many metres; 0 = no clamp. A component beyond it gets no gradient, so a pose net
+    # that overshoots there during training stays there (measured on the varied world, training/README.md).
+    pose_translation_limit_m: float = 4.0
     # Beyond the paper: refine the pose network's motion at inference (Predictor, node, motion evaluation;
     # training is unchanged) by direct photometric alignment of the previous frame's images onto the current
     # ones through the current frame's predicted depth (vfdepth_core.pose_refine: robust Levenberg-Marquardt
@@ -434,6 +438,9 @@ def validate(cfg: Config, source: str = "<config>") -> None:
         raise ConfigError(f"{source}: model.voxel_unit_size must be positive, got {m.voxel_unit_size}")
     if not 0 < m.proj_d_str < m.proj_d_end:
         raise ConfigError(f"{source}: need 0 < model.proj_d_str < model.proj_d_end")
+    if not m.pose_translation_limit_m >= 0:
+        raise ConfigError(f"{source}: model.pose_translation_limit_m must be >= 0 (0 = no clamp), got "
+                          f"{m.pose_translation_limit_m}")
     if not m.pose_translation_scale > 0:
         raise ConfigError(f"{source}: model.pose_translation_scale must be positive (the paper: 0.01), got "
                           f"{m.pose_translation_scale}")

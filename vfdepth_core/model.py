@@ -128,7 +128,8 @@ class VFDepth(nn.Module):
             self.depth_net = MonoDepthNet(weights_path=wp, weights_init=wi)
         if self.fused_pose:
             self.pose_net = FusedPoseNet(self.grid, fusion_feat_in_dim=m.fusion_feat_in_dim, weights_path=wp,
-                                         weights_init=wi, translation_scale=m.pose_translation_scale)
+                                         weights_init=wi, translation_scale=m.pose_translation_scale,
+                                         translation_limit_m=m.pose_translation_limit_m)
         else:
             self.pose_net = MonoPoseNet(weights_path=wp, weights_init=wi, translation_scale=m.pose_translation_scale)
         if m.init_depth_m is not None:

@@ -45,8 +45,10 @@ class FusedPoseNet(nn.Module):
     """Canonical (reference camera) motion from two surround frames given in temporal order."""
 
     def __init__(self, grid: geo.VoxelGrid, *, fusion_feat_in_dim: int = 256, weights_path: Optional[str] = None,
-                 weights_init: bool = True, translation_scale: float = 0.01):
+                 weights_init: bool = True, translation_scale: float = 0.01,
+                 translation_limit_m: float = TRANSLATION_LIMIT_M):
         super().__init__()
+        self.translation_limit_m = float(translation_limit_m)  # 0 = no limit
         self.encoder = ResNetEncoder(2, weights_path, weights_init)
         self.aggregate = FeatureAggregator(fusion_feat_in_dim)
         self.fusion = VolumetricFusion(grid, fusion_feat_in_dim, mode="pose")
@@ -62,8 +64,8 @@ class FusedPoseNet(nn.Module):
     def forward(self, images_early: Tensor, images_late: Tensor, lk: VoxelLookup,
                 dense_tables: Optional[dict] = None) -> Tuple[Tensor, Tensor]:
         """images (B, N, 3, H, W) of the earlier and later frame -> axis-angle (B, 3), translation (B, 3),
-        the reference camera's motion T_clate_cearly (earlier-frame points -> later frame), translation
-        clamped to +-4 m."""
+        the reference camera's motion T_clate_cearly (earlier-frame points -> later frame), each translation
+        component clamped to +-translation_limit_m (model.pose_translation_limit_m; 0 = not clamped)."""
         B, N = images_early.shape[:2]
         x = torch.cat([images_early, images_late], 2).flatten(0, 1)
         if self.channels_last:
@@ -84,4 +86,6 @@ class FusedPoseNet(nn.Module):
             bev = bev_from_volume(volume)
             x = self.reduce_dim(bev.contiguous(memory_format=torch.channels_last) if self.channels_last else bev)
         axis_angle, translation = self.pose_head(x)
-        return axis_angle, translation.clamp(-TRANSLATION_LIMIT_M, TRANSLATION_LIMIT_M)
+        if self.translation_limit_m > 0:
+            translation = translation.clamp(-self.translation_limit_m, self.translation_limit_m)
+        return axis_angle, translation

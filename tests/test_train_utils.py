@@ -172,6 +172,9 @@ def test_step_diagnostics_norm_clip_and_motion_size():
     d = step_diagnostics([a, b], 1.0)
     assert d["grad_norm"] == pytest.approx(5.0) and "pose_t_m" not in d
     assert math.hypot(*a.grad.tolist(), *b.grad.tolist()) == pytest.approx(1.0, rel=1e-5)
+    a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
+    assert step_diagnostics([a, b], 0.5, outputs, log=False) == {}  # a step that is not logged: clipping only
+    assert math.hypot(*a.grad.tolist(), *b.grad.tolist()) == pytest.approx(0.5, rel=1e-5)
 
 
 def test_warmup_and_clip_keys_refuse_negative_values():

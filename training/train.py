@@ -247,7 +247,8 @@ class Trainer:
             used = min(1.0, max(self.step / max(1, total_steps), self._time_used))
             lr = t.learning_rate * (1.0 - (1.0 - t.lr_final_fraction) * used)
         elif warm:
-            lr = t.learning_rate * 0.1 ** (self.epoch // max(1, t.scheduler_step_size))  # what StepLR holds now
+            sch = self.scheduler  # the rate StepLR holds now
+            lr = sch.base_lrs[0] * sch.gamma ** (sch.last_epoch // sch.step_size)
         else:
             return
         if warm:
@@ -257,10 +258,12 @@ class Trainer:
 
     # ---- summaries -------------------------------------------------------------------------------
 
-    def _log_due(self) -> bool:
+    def _log_due(self, step: Optional[int] = None) -> bool:
+        """Whether `step` (default: the last completed one) is logged."""
+        step = self.step if step is None else step
         lg = self.cfg.logging
-        freq = lg.log_frequency if self.step <= lg.early_phase else lg.late_log_frequency
-        return self.step == 1 or (freq > 0 and self.step % freq == 0)
+        freq = lg.log_frequency if step <= lg.early_phase else lg.late_log_frequency
+        return step == 1 or (freq > 0 and step % freq == 0)
 
     def log_scalars(self, terms: Dict[str, float], sps: float) -> None:
         if self.writer is None:
@@ -339,7 +342,8 @@ class Trainer:
         diag = {}
         if ok:
             self.scaler.unscale_(self.optimizer)  # no-op unless fp16 on CUDA: the norm is the true gradient's
-            diag = step_diagnostics(self.model.parameters(), t.grad_clip_norm, outputs)
+            diag = step_diagnostics(self.model.parameters(), t.grad_clip_norm, outputs,
+                                    log=self.info.is_main and self._log_due(self.step + 1))
             self.scaler.step(self.optimizer)
             self.scaler.update()
             if self.ema is not None:

@@ -92,21 +92,27 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
 DIAGNOSTIC_KEYS = ("grad_norm", "pose_t_m", "pose_rot_deg")
 
 
-def step_diagnostics(parameters, clip_norm: float, outputs=None) -> dict:
+def step_diagnostics(parameters, clip_norm: float, outputs=None, log: bool = True) -> dict:
     """What one step is about to do, for the train log: the gradient's global L2 norm (before clipping) and,
     with ``clip_norm > 0`` (training.grad_clip_norm, beyond the paper), the gradient clipped to that norm in
     place; with the model's outputs also the size of its predicted motions (mean over the batch and the
     context frames: translation in metres, rotation in degrees, vehicle frame). A pose net running away shows
-    there long before the depth metrics tell."""
+    there long before the depth metrics tell. With ``log=False`` only the clipping is done (``{}``)."""
     params = [p for p in parameters if p.grad is not None]
-    if not params:
+    if not params or not (log or clip_norm > 0):
         return {}
-    norm = torch.nn.utils.clip_grad_norm_(params, clip_norm if clip_norm > 0 else math.inf)
+    if clip_norm > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, clip_norm)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+    if not log:
+        return {}
     out = {"grad_norm": float(norm)}
     motions = list(getattr(outputs, "T_egosrc_egotgt", {}).values()) if outputs is not None else []
     if motions:
+        from vfdepth_core.geometry import rotmat_to_axis_angle
+
         T = torch.stack([m.detach().float() for m in motions])  # (F, B, 4, 4)
-        cos = ((T[..., 0, 0] + T[..., 1, 1] + T[..., 2, 2] - 1.0) / 2.0).clamp(-1.0, 1.0)
         out["pose_t_m"] = float(T[..., :3, 3].norm(dim=-1).mean())
-        out["pose_rot_deg"] = float(torch.rad2deg(torch.acos(cos)).mean())
+        out["pose_rot_deg"] = math.degrees(float(rotmat_to_axis_angle(T[..., :3, :3]).norm(dim=-1).mean()))
     return out

@@ -94,6 +94,9 @@ def parse_args(argv=None):
                          "the paper; 0 = the network's only)")
     ap.add_argument("--check_objective", action="store_true",
                     help="only score the losses at the true depth/motion against wrong ones, then exit")
+    ap.add_argument("--device", default=None,
+                    help="torch device of the training and the held-out scoring (default: CUDA when available, "
+                         "else the CPU)")
     ap.add_argument("--threads", type=int,
                     default=int(os.environ.get("VFDEPTH_BENCH_THREADS", str(min(2, os.cpu_count() or 1)))),
                     help="torch CPU threads for training (default 2, or 1 on a one-core machine)")
@@ -132,6 +135,8 @@ def train(args, ds_json: Path, run_dir: Path) -> None:
            "--set", "training.checkpoint_minutes=5"]
     for s in args.set:
         cmd += ["--set", s]
+    if args.device:
+        cmd += ["--device", args.device]
     if args.resume:
         cmd.append("--resume")
     else:
@@ -171,10 +176,10 @@ class DepthBinBreakdown:
         pred = depth.float().clamp(max(self.min_depth, _LOG_FLOOR_M), self.max_depth)  # as the protocol clamps
         for b in range(gt.shape[0]):
             for n in range(gt.shape[1]):
-                g = gt[b, n][valid[b, n]].numpy().astype(np.float64)
+                g = gt[b, n][valid[b, n]].cpu().numpy().astype(np.float64)
                 if g.size == 0:
                     continue
-                pr = pred[b, n][valid[b, n]].numpy().astype(np.float64)
+                pr = pred[b, n][valid[b, n]].cpu().numpy().astype(np.float64)
                 self.images += 1
                 idx = np.clip(np.searchsorted(self.edges, g, side="right") - 1, 0, len(self.weight) - 1)
                 ar = np.abs(pr - g) / g
@@ -261,6 +266,8 @@ def evaluate(args, ds_json: Path, run_dir: Path) -> dict:
         raise SystemExit("--eval_weights train: this checkpoint has no separate training weights (no "
                          "training.ema_decay); its model is the only one")
     model.load_state_dict(ck["model_train"] if args.eval_weights == "train" else ck["model"])
+    device = eval_device(args)
+    model.to(device)
     ds = build_dataset(cfg, "val")
     loader = DataLoader(ds, batch_size=1, shuffle=False, collate_fn=collate_skip_broken)
     bins = DepthBinBreakdown(cfg.eval.eval_min_depth, cfg.eval.eval_max_depth)
@@ -268,17 +275,23 @@ def evaluate(args, ds_json: Path, run_dir: Path) -> dict:
     prior = split_gt_prior(cfg, "train")
     prior_scorer = PriorScorer(prior["prior"], list(cfg.data.cameras), cfg.eval.eval_min_depth,
                                cfg.eval.eval_max_depth, then=bins)
-    res = evaluate_depth_model(model, loader, list(cfg.data.cameras), "cpu", cfg.eval.eval_min_depth,
+    res = evaluate_depth_model(model, loader, list(cfg.data.cameras), device, cfg.eval.eval_min_depth,
                                cfg.eval.eval_max_depth, keep_gt=True, on_batch=prior_scorer)
     base = constant_baseline_protocol(res.pop("gt_values"))
     prior_res = prior_scorer.result()
     prior_res.update({k: v for k, v in prior.items() if k != "prior"})
     return {"step": ck["step"], "epoch": ck["epoch"], "config": ck["config_name"], "eval": res, "constant": base,
             "depth_bins": bins.result(), "per_pixel_prior": prior_res,
-            **evaluate_motion(cfg, model, args.pose_refine_iterations)}
+            **evaluate_motion(cfg, model, args.pose_refine_iterations, device)}
 
 
-def evaluate_motion(cfg, model, refine_iterations: int) -> dict:
+def eval_device(args) -> str:
+    import torch
+
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def evaluate_motion(cfg, model, refine_iterations: int, device: str = "cpu") -> dict:
     """Ego motion of the held-out drives: every consecutive pair (metric relative errors), and each drive
     chained into a trajectory (ATE, drift), see :mod:`vfdepth_core.odometry`. ``ego_motion_network``: the pose
     network alone (the paper); ``ego_motion``: refined by photometric alignment when refine_iterations > 0
@@ -298,12 +311,12 @@ def evaluate_motion(cfg, model, refine_iterations: int) -> dict:
     out = {"ego_motion_constant": constant_motion_result(T_const, dataset_motions(ds))}
     model.cfg = with_overrides(model.cfg, ["model.pose_refine_iterations=0"])
     logger.info("ego motion of the held-out drives: the pose network alone")
-    out["ego_motion_network"] = evaluate_motion_model(model, loader)
+    out["ego_motion_network"] = evaluate_motion_model(model, loader, device)
     out["ego_motion"] = out["ego_motion_network"]
     if refine_iterations > 0:
         logger.info("ego motion of the held-out drives: refined (%d iterations per level)", refine_iterations)
         model.cfg = with_overrides(model.cfg, [f"model.pose_refine_iterations={refine_iterations}"])
-        out["ego_motion"] = evaluate_motion_model(model, loader)
+        out["ego_motion"] = evaluate_motion_model(model, loader, device)
     out["pose_refine_iterations"] = refine_iterations
     return out
 

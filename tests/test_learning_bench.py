@@ -175,3 +175,29 @@ def test_world_and_speed_choose_the_data_folder_and_reach_the_generator(bench, t
     cmd = calls[0]
     assert cmd[cmd.index("--speed") + 1] == "varied" and cmd[cmd.index("--world") + 1] == "default"
     assert cmd[cmd.index("--out") + 1] == str(tmp_path / "w")
+
+
+def test_device_reaches_the_training_and_defaults_to_cuda_when_present(bench, tmp_path, monkeypatch):
+    """--device goes to train.py as it is; without it train.py picks for itself, and the held-out scoring
+    runs where the training ran (CUDA when present, else the CPU)."""
+    calls = []
+
+    class Done:
+        returncode = 0
+
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or Done())
+    for argv, expect in ((["--device", "cuda:1"], ["--device", "cuda:1"]), ([], None)):
+        args = bench.parse_args(argv + ["--out", str(tmp_path)])
+        bench.train(args, tmp_path / "ddad.json", tmp_path / "run")
+        cmd = calls[-1]
+        if expect:
+            assert cmd[cmd.index("--device"):cmd.index("--device") + 2] == expect
+        else:
+            assert "--device" not in cmd
+    assert bench.eval_device(bench.parse_args(["--device", "cpu"])) == "cpu"
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert bench.eval_device(bench.parse_args([])) == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench.eval_device(bench.parse_args([])) == "cpu"

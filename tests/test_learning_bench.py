@@ -134,10 +134,11 @@ def test_learning_curve_has_the_ego_motion_panel(bench, tmp_path):
     run.mkdir()
     depth = {"abs_rel": 0.3, "d1": 0.6}
     rows = [{"step": s, "metric": depth, "median": depth,
-             "ego_motion": {"rel_trans_err_pct": 50.0 / s, "rel_rot_err_deg_per_m": 1.0 / s}} for s in (5, 10)]
+             "ego_motion": {"rel_trans_err_pct": 50.0 / s, "rel_rot_err_deg_per_m": 1.0 / s},
+             "ego_motion_network": {"rel_trans_err_pct": 90.0 / s, "rel_rot_err_deg_per_m": 2.0 / s}} for s in (5, 10)]
     (run / "val_log.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     assert len(bench.plot_curve(run, tmp_path / "with.png", None)) == 2
-    (run / "val_log.jsonl").write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "ego_motion"})
+    (run / "val_log.jsonl").write_text("\n".join(json.dumps({k: v for k, v in r.items() if not k.startswith("ego_motion")})
                                                  for r in rows))
     bench.plot_curve(run, tmp_path / "without.png", None)
     assert iio.imread(tmp_path / "with.png").shape[1] > iio.imread(tmp_path / "without.png").shape[1]

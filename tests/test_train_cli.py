@@ -316,6 +316,38 @@ def test_eval_scores_ego_motion_against_the_dataset_poses(data_json, tmp_path):
     assert c["steps"] == 4 and c["path_length_m"] == pytest.approx(o["path_length_m"])
     assert 0.0 <= c["rel_trans_err_pct"] < 100.0 and "best constant motion of the training split" in p.stdout
     assert ego["pose_refine_iterations"] == 0
+    assert "network" not in ego  # nothing refined: the network's motion is the one scored
+
+
+def test_eval_scores_the_pose_network_alone_beside_the_refined_motion(data_json, tmp_path):
+    """With the photometric refinement on, the same pass also scores the pose network's own motion: a head
+    zeroed to predict no motion is 100 % off there, whatever the refinement makes of it."""
+    from vfdepth_core.checkpoint import save_checkpoint
+    from vfdepth_core.config import load_config
+    from vfdepth_core.model import VFDepth
+
+    sets = [f"data.data_path={data_json}", "model.pose_refine_iterations=2"]
+    cfg = load_config(TINY, sets)
+    torch.manual_seed(0)
+    model = VFDepth(cfg, load_imagenet=False)
+    head = model.pose_net.pose_head.pose2
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+    ckpt = save_checkpoint(tmp_path / "still.pt", model, cfg)
+    out = tmp_path / "eval"
+    args = ["--config_file", TINY, "--weight_path", ckpt, "--out_dir", out]
+    for s in sets:
+        args += ["--set", s]
+    p = run_script(EVAL, args)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ego = json.loads((out / "metrics.json").read_text())["ego_motion"]
+    assert ego["pose_refine_iterations"] == 2
+    net = ego["network"]["overall"]
+    assert net["steps"] == ego["overall"]["steps"] == 4
+    assert net["rel_trans_err_pct"] == pytest.approx(100.0) and net["scale_ratio"] == pytest.approx(0.0)
+    assert net["path_length_m"] == pytest.approx(ego["overall"]["path_length_m"])
+    assert "the pose network alone, before the refinement (2 iterations per level)" in p.stdout
 
 
 def test_validation_during_training_logs_ego_motion(data_json, tmp_path):
@@ -331,3 +363,19 @@ def test_validation_during_training_logs_ego_motion(data_json, tmp_path):
     ego = rows[0]["ego_motion"]
     assert ego["rel_trans_err_pct"] > 0 and math.isfinite(ego["rel_rot_err_deg_per_m"]) and ego["scale_ratio"] >= 0
     assert "ego motion at step 2" in p.stderr
+    assert "ego_motion_network" not in rows[0]  # no refinement: the network's motion is the one scored
+
+
+def test_validation_with_refinement_also_logs_the_pose_network_alone(data_json, tmp_path):
+    """model.pose_refine_iterations > 0: each val_log.jsonl row also has the pose network's own error (a
+    refinement can hide a pose network that runs away), and the log line names it."""
+    run = tmp_path / "run"
+    p = run_script(TRAIN, ["--config_file", TINY, "--run_dir", run, "--no_progress",
+                           "--set", f"data.data_path={data_json}", "--set", "training.max_steps=1",
+                           "--set", "training.val_every_steps=1", "--set", "training.val_every_epochs=0",
+                           "--set", "eval.eval_max_samples=2", "--set", "model.pose_refine_iterations=1"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    row = json.loads((run / "val_log.jsonl").read_text().splitlines()[0])
+    net, ego = row["ego_motion_network"], row["ego_motion"]
+    assert set(net) == set(ego) and net["rel_trans_err_pct"] > 0 and math.isfinite(net["rel_rot_err_deg_per_m"])
+    assert "(pose network alone: " in p.stderr

@@ -244,6 +244,11 @@ def print_ego_motion(res: dict) -> None:
     print(f"\nego motion between consecutive samples ({res['samples']} pairs; metric, no scale alignment; "
           "est/gt = estimated / true distance)")
     print(format_motion_table(res))
+    n = (res.get("network") or {}).get("overall") or {}
+    if n.get("rel_trans_err_pct") is not None:
+        print(f"the pose network alone, before the refinement ({res['pose_refine_iterations']} iterations per level), "
+              f"on the same pairs: {n['rel_trans_err_pct']:.2f} %, {n['rel_rot_err_deg_per_m']:.4f} deg/m, "
+              f"est/gt {n['scale_ratio']:.2f}")
     c = res.get("constant_motion") or {}
     if c.get("rel_trans_err_pct") is not None:
         print(f"best constant motion of the training split on the same pairs (ignores the images): "

@@ -331,27 +331,35 @@ def batch_motion_pairs(batch: dict, frame_ids: Sequence[int]) -> Optional[Tuple[
     return None
 
 
-def predict_batch_motion(model, batch: dict, prev: int, cur: int):
+def predict_batch_motion(model, batch: dict, prev: int, cur: int, network_too: bool = False):
     """Canonical vehicle motion ``T_egoprev_egocur (B, 4, 4)`` predicted by a :class:`VFDepth` from the
-    batch's frames ``prev`` and ``cur`` (indices into its frame axis), and the dataset's ``(B, 4, 4)``."""
+    batch's frames ``prev`` and ``cur`` (indices into its frame axis), and the dataset's ``(B, 4, 4)``.
+    With ``network_too`` also the pose network's own motion, before any refinement, as a third value (the
+    same as the first when ``model.pose_refine_iterations`` is 0)."""
     import torch
 
     from vfdepth_core import geometry as geo
 
     images = batch["image"]
     K, T_ego_cam = batch["K"], batch["T_ego_cam"]
+
+    def to_ego(T_c0cur_c0prev):
+        return geo.camera_motion_to_ego(geo.invert_transform(T_c0cur_c0prev.float()), T_ego_cam[:, 0].float()).double()
+
     with torch.no_grad():
         mask = batch.get("mask")
-        T_c0cur_c0prev = model.predict_pose(images[:, prev], images[:, cur], K, T_ego_cam, mask)
+        T_net = model.predict_pose(images[:, prev], images[:, cur], K, T_ego_cam, mask)
+        T_c0cur_c0prev = T_net
         if model.cfg.model.pose_refine_iterations > 0:  # beyond the paper: through the current frame's depth
             disp, _ = model.predict_depth(images[:, cur], K, T_ego_cam, mask)
-            T_c0cur_c0prev = model.refine_pose(T_c0cur_c0prev, model.to_depth(disp, K), images[:, prev],
+            T_c0cur_c0prev = model.refine_pose(T_net, model.to_depth(disp, K), images[:, prev],
                                                images[:, cur], K, T_ego_cam, mask)
-        T_c0prev_c0cur = geo.invert_transform(T_c0cur_c0prev.float())
-        T_est = geo.camera_motion_to_ego(T_c0prev_c0cur, T_ego_cam[:, 0].float())
+        T_est = to_ego(T_c0cur_c0prev)
     T_we = batch["T_world_ego"].double()
     T_gt = torch.linalg.inv(T_we[:, prev]) @ T_we[:, cur]
-    return T_est.double(), T_gt
+    if network_too:
+        return T_est, T_gt, (T_est if T_c0cur_c0prev is T_net else to_ego(T_net))
+    return T_est, T_gt
 
 
 MOTION_FRAME_IDS = (0, -1)
@@ -362,7 +370,10 @@ def evaluate_motion_model(model, loader, device: str = "cpu", max_samples: Optio
     """Score a :class:`VFDepth`'s canonical motion between consecutive samples against the dataset's poses.
 
     loader: batches of a dataset built with two consecutive frames (e.g. :data:`MOTION_FRAME_IDS`) and
-    ``T_world_ego``. Returns :meth:`MotionErrorAccumulator.result` plus ``samples`` and ``seconds``.
+    ``T_world_ego``. Returns :meth:`MotionErrorAccumulator.result` plus ``samples`` and ``seconds``; when
+    the model refines its motion (``model.pose_refine_iterations`` > 0) also ``network``: the same scores of
+    the pose network's own motion on the same pairs, from the same pass (a refinement can hide a pose network
+    that learnt nothing).
     """
     import time
 
@@ -375,6 +386,7 @@ def evaluate_motion_model(model, loader, device: str = "cpu", max_samples: Optio
     was_training = core.training
     core.eval()
     acc = MotionErrorAccumulator()
+    acc_net = MotionErrorAccumulator() if core.cfg.model.pose_refine_iterations > 0 else None
     t0, seen = time.perf_counter(), 0
     try:
         for batch in loader:
@@ -388,10 +400,12 @@ def evaluate_motion_model(model, loader, device: str = "cpu", max_samples: Optio
                                  f"(the dataset has frames {frame_ids})")
             batch = batch_to_device(batch, device)
             with torch.no_grad():
-                T_est, T_gt = predict_batch_motion(core, batch, *pair)
+                T_est, T_gt, T_net = predict_batch_motion(core, batch, *pair, network_too=True)
             scenes = batch.get("scene") or ["all"] * T_est.shape[0]
             for b in range(T_est.shape[0]):
                 acc.update(str(scenes[b]), T_est[b:b + 1], T_gt[b:b + 1])
+                if acc_net is not None:
+                    acc_net.update(str(scenes[b]), T_net[b:b + 1], T_gt[b:b + 1])
             seen += T_est.shape[0]
     finally:
         core.train(was_training)
@@ -399,6 +413,8 @@ def evaluate_motion_model(model, loader, device: str = "cpu", max_samples: Optio
     if res:
         res["samples"] = seen
         res["seconds"] = time.perf_counter() - t0
+        if acc_net is not None:
+            res["network"] = acc_net.result()
     return res
 
 

@@ -34,7 +34,7 @@ def run_validation(model, loader: DataLoader, motion_loader: Optional[DataLoader
             if v is not None:
                 writer.add_scalar(f"val_{s}/{k}", v, step)
     if motion_loader is not None:
-        record["ego_motion"] = validate_motion(model, motion_loader, device, ev.eval_max_samples, writer, step)
+        record.update(validate_motion(model, motion_loader, device, ev.eval_max_samples, writer, step))
     append_jsonl(run_dir / "val_log.jsonl", plain_json(record))
     m, md = res["metric"]["mean"], res["median"]["mean"]
     logger.info("validation at step %d: metric abs_rel %.3f d1 %.3f | median abs_rel %.3f d1 %.3f (%d samples, %.0f s)",
@@ -42,16 +42,30 @@ def run_validation(model, loader: DataLoader, motion_loader: Optional[DataLoader
     return record
 
 
+MOTION_KEYS = ("rel_trans_err_pct", "rel_rot_err_deg_per_m", "rpe_rot_deg", "scale_ratio")
+
+
 def validate_motion(model, loader: DataLoader, device: str, max_samples: Optional[int], writer, step: int) -> dict:
-    """Ego-motion errors on the validation subset (metric, between consecutive samples), logged."""
+    """Ego-motion errors on the validation subset (metric, between consecutive samples), logged:
+    ``{"ego_motion": row}`` and, when the model refines its motion (``model.pose_refine_iterations``),
+    ``"ego_motion_network"``: the pose network's own motion on the same pairs (TensorBoard
+    ``val_ego_motion_network/*``), so that a refinement cannot hide a pose network that runs away."""
     from vfdepth_core.odometry import evaluate_motion_model
 
     res = evaluate_motion_model(model, loader, device, max_samples)
-    o = res.get("overall", {})
-    row = {k: o.get(k) for k in ("rel_trans_err_pct", "rel_rot_err_deg_per_m", "rpe_rot_deg", "scale_ratio")}
-    for k, v in row.items():
-        if v is not None:
-            writer.add_scalar(f"val_ego_motion/{k}", v, step)
-    logger.info("ego motion at step %d: relative translation error %.1f %%, rotation %.3f deg/m, est/gt %.2f",
-                step, _f(row["rel_trans_err_pct"]), _f(row["rel_rot_err_deg_per_m"]), _f(row["scale_ratio"]))
-    return row
+    out = {}
+    for name, r in (("ego_motion", res), ("ego_motion_network", res.get("network"))):
+        if r is None:
+            continue
+        o = r.get("overall", {})
+        row = out[name] = {k: o.get(k) for k in MOTION_KEYS}
+        for k, v in row.items():
+            if v is not None:
+                writer.add_scalar(f"val_{name}/{k}", v, step)
+    row = out.get("ego_motion", {k: None for k in MOTION_KEYS})
+    net = out.get("ego_motion_network")
+    logger.info("ego motion at step %d: relative translation error %.1f %%, rotation %.3f deg/m, est/gt %.2f%s",
+                step, _f(row["rel_trans_err_pct"]), _f(row["rel_rot_err_deg_per_m"]), _f(row["scale_ratio"]),
+                "" if net is None else
+                f" (pose network alone: {_f(net['rel_trans_err_pct']):.1f} %, est/gt {_f(net['scale_ratio']):.2f})")
+    return out

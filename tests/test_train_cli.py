@@ -283,16 +283,15 @@ def test_weight_average_is_what_a_checkpoint_hands_out_and_resumes_exactly(data_
             assert torch.equal(a[part][k], b[part][k]), (part, k)
 
 
-def test_eval_scores_ego_motion_against_the_dataset_poses(data_json, tmp_path):
-    """Known answer: a pose head zeroed to predict no motion has 100 % relative translation error and an
-    estimated/true distance of 0, on the val drive's 4 consecutive pairs (5 frames), one scene."""
-    import numpy as np
-
+def eval_still_pose_head(data_json, tmp_path, sets=()):
+    """eval.py on a tiny model whose pose head is zeroed (it predicts no motion) -> (process, its
+    metrics.json's ego_motion)."""
     from vfdepth_core.checkpoint import save_checkpoint
     from vfdepth_core.config import load_config
     from vfdepth_core.model import VFDepth
 
-    cfg = load_config(TINY, [f"data.data_path={data_json}"])
+    sets = [f"data.data_path={data_json}", *sets]
+    cfg = load_config(TINY, sets)
     torch.manual_seed(0)
     model = VFDepth(cfg, load_imagenet=False)
     head = model.pose_net.pose_head.pose2
@@ -301,11 +300,21 @@ def test_eval_scores_ego_motion_against_the_dataset_poses(data_json, tmp_path):
         head.bias.zero_()
     ckpt = save_checkpoint(tmp_path / "still.pt", model, cfg)
     out = tmp_path / "eval"
-    p = run_script(EVAL, ["--config_file", TINY, "--weight_path", ckpt, "--set", f"data.data_path={data_json}",
-                          "--out_dir", out])
+    args = ["--config_file", TINY, "--weight_path", ckpt, "--out_dir", out]
+    for s in sets:
+        args += ["--set", s]
+    p = run_script(EVAL, args)
     assert p.returncode == 0, p.stderr[-3000:]
+    return p, json.loads((out / "metrics.json").read_text())["ego_motion"]
+
+
+def test_eval_scores_ego_motion_against_the_dataset_poses(data_json, tmp_path):
+    """Known answer: a pose head zeroed to predict no motion has 100 % relative translation error and an
+    estimated/true distance of 0, on the val drive's 4 consecutive pairs (5 frames), one scene."""
+    import numpy as np
+
+    p, ego = eval_still_pose_head(data_json, tmp_path)
     assert "ego motion between consecutive samples" in p.stdout and "overall" in p.stdout
-    ego = json.loads((out / "metrics.json").read_text())["ego_motion"]
     o = ego["overall"]
     assert ego["samples"] == 4 and o["steps"] == 4 and len(ego["per_scene"]) == 1
     assert o["rel_trans_err_pct"] == pytest.approx(100.0) and o["scale_ratio"] == pytest.approx(0.0)
@@ -322,26 +331,7 @@ def test_eval_scores_ego_motion_against_the_dataset_poses(data_json, tmp_path):
 def test_eval_scores_the_pose_network_alone_beside_the_refined_motion(data_json, tmp_path):
     """With the photometric refinement on, the same pass also scores the pose network's own motion: a head
     zeroed to predict no motion is 100 % off there, whatever the refinement makes of it."""
-    from vfdepth_core.checkpoint import save_checkpoint
-    from vfdepth_core.config import load_config
-    from vfdepth_core.model import VFDepth
-
-    sets = [f"data.data_path={data_json}", "model.pose_refine_iterations=2"]
-    cfg = load_config(TINY, sets)
-    torch.manual_seed(0)
-    model = VFDepth(cfg, load_imagenet=False)
-    head = model.pose_net.pose_head.pose2
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.zero_()
-    ckpt = save_checkpoint(tmp_path / "still.pt", model, cfg)
-    out = tmp_path / "eval"
-    args = ["--config_file", TINY, "--weight_path", ckpt, "--out_dir", out]
-    for s in sets:
-        args += ["--set", s]
-    p = run_script(EVAL, args)
-    assert p.returncode == 0, p.stderr[-3000:]
-    ego = json.loads((out / "metrics.json").read_text())["ego_motion"]
+    p, ego = eval_still_pose_head(data_json, tmp_path, ["model.pose_refine_iterations=2"])
     assert ego["pose_refine_iterations"] == 2
     net = ego["network"]["overall"]
     assert net["steps"] == ego["overall"]["steps"] == 4

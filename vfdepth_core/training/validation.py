@@ -62,8 +62,7 @@ def validate_motion(model, loader: DataLoader, device: str, max_samples: Optiona
         for k, v in row.items():
             if v is not None:
                 writer.add_scalar(f"val_{name}/{k}", v, step)
-    row = out.get("ego_motion", {k: None for k in MOTION_KEYS})
-    net = out.get("ego_motion_network")
+    row, net = out["ego_motion"], out.get("ego_motion_network")  # res is a dict, never None
     logger.info("ego motion at step %d: relative translation error %.1f %%, rotation %.3f deg/m, est/gt %.2f%s",
                 step, _f(row["rel_trans_err_pct"]), _f(row["rel_rot_err_deg_per_m"]), _f(row["scale_ratio"]),
                 "" if net is None else
